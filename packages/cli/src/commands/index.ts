@@ -1,0 +1,5 @@
+import type { Command } from '../cli.ts';
+import { doctor } from './doctor.ts';
+
+/** Every top-level command, in the order `stele --help` lists them. */
+export const commands: Command[] = [doctor];

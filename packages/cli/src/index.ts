@@ -1,0 +1,2 @@
+export * from './cli.ts';
+export { main, root, VERSION } from './main.ts';
