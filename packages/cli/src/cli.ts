@@ -179,7 +179,7 @@ function usage(message: string, path: string[], suggestion?: string): UsageError
 
 function translateParseError(err: unknown, path: string[], options: Record<string, OptionSpec>): Error {
   const e = err as { code?: string; message?: string };
-  const flag = /'(-{1,2}[^'\s]+)'/.exec(e.message ?? '')?.[1] ?? '';
+  const flag = /'(-{1,2}[^'\s]+)/.exec(e.message ?? '')?.[1] ?? '';
   const names = Object.keys(options).map((o) => `--${o}`);
   switch (e.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':

@@ -1,0 +1,118 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { type Command, dispatch, editDistance, nearest } from '../src/cli.ts';
+import { main, root, VERSION } from '../src/main.ts';
+import { fakeIo } from './io.ts';
+
+const bin = fileURLToPath(new URL('../bin/stele.js', import.meta.url));
+
+describe('stele --help', () => {
+  it('lists every command with its summary and shows examples', async () => {
+    const io = fakeIo();
+    expect(await main(['--help'], io)).toBe(0);
+    for (const cmd of root.subcommands ?? []) {
+      expect(io.out()).toContain(cmd.name);
+      expect(io.out()).toContain(cmd.summary);
+    }
+    expect(io.out()).toMatch(/Examples:\n {2}stele /);
+  });
+
+  it('every command has a one-line summary and at least one example that names it', () => {
+    for (const cmd of root.subcommands ?? []) {
+      expect(cmd.summary).not.toContain('\n');
+      expect(cmd.examples.length).toBeGreaterThan(0);
+      for (const e of cmd.examples) expect(e.startsWith(`stele ${cmd.name}`)).toBe(true);
+    }
+  });
+
+  it('`help CMD` and `CMD --help` print the same text', async () => {
+    const a = fakeIo();
+    const b = fakeIo();
+    await main(['help', 'doctor'], a);
+    await main(['doctor', '--help'], b);
+    expect(a.out()).toBe(b.out());
+    expect(a.out()).toContain('Usage: stele doctor');
+  });
+});
+
+describe('usage errors', () => {
+  it('an unknown command names the nearest one and exits 2', async () => {
+    const io = fakeIo();
+    expect(await main(['doctr'], io)).toBe(2);
+    expect(io.err()).toBe("stele: unknown command 'doctr' (did you mean doctor?)\n");
+  });
+
+  it('an unknown flag names the nearest one and exits 2', async () => {
+    const io = fakeIo();
+    expect(await main(['doctor', '--jsn'], io)).toBe(2);
+    expect(io.err()).toBe('stele doctor: unknown flag --jsn (did you mean --json?)\n');
+  });
+
+  it('a far-off name gets a pointer to --help instead of a wild guess', async () => {
+    const io = fakeIo();
+    expect(await main(['xyzzyplugh'], io)).toBe(2);
+    expect(io.err()).toContain("see 'stele --help'");
+    expect(io.err().split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('too many positionals and missing flag values are usage errors', async () => {
+    const cmd: Command = {
+      name: 'x',
+      summary: 's',
+      usage: 'FILE',
+      examples: [],
+      positionals: { min: 1, max: 1 },
+      options: { out: { type: 'string', description: 'o' } },
+      run: async () => 0,
+    };
+    const rootCmd: Command = { name: 'stele', summary: 's', examples: [], subcommands: [cmd] };
+    await expect(dispatch(rootCmd, ['x', 'a', 'b'], fakeIo())).rejects.toThrow("unexpected argument 'b'");
+    await expect(dispatch(rootCmd, ['x'], fakeIo())).rejects.toThrow('missing argument: FILE');
+    await expect(dispatch(rootCmd, ['x', 'a', '--out'], fakeIo())).rejects.toThrow('--out needs a value');
+    await expect(dispatch(rootCmd, ['x', 'a', '--out', 'o'], fakeIo())).resolves.toBe(0);
+  });
+
+  it('an unexpected exception becomes one line, exit 1, no stack', async () => {
+    const boom: Command = {
+      name: 'boom',
+      summary: 's',
+      examples: [],
+      run: async () => {
+        throw new Error('kaput');
+      },
+    };
+    (root.subcommands as Command[]).push(boom);
+    try {
+      const io = fakeIo();
+      expect(await main(['boom'], io)).toBe(1);
+      expect(io.err()).toBe('stele: internal error: kaput\n');
+    } finally {
+      (root.subcommands as Command[]).pop();
+    }
+  });
+});
+
+describe('nearest', () => {
+  it('counts transpositions as one edit', () => {
+    expect(editDistance('push', 'psuh')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+  });
+  it('prefers prefixes and refuses distant names', () => {
+    expect(nearest('val', ['validate', 'verify'])).toBe('validate');
+    expect(nearest('bulid', ['build', 'pull'])).toBe('build');
+    expect(nearest('zzzzzz', ['build', 'pull'])).toBeUndefined();
+  });
+});
+
+describe('the installed bin', () => {
+  it('prints the version from package.json', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, '--version']);
+    expect(stdout).toBe(`stele ${VERSION}\n`);
+  });
+  it('exits 2 on an unknown command', async () => {
+    const err = await promisify(execFile)(process.execPath, [bin, 'nope-nope']).catch((e: { code: number }) => e);
+    expect((err as { code: number }).code).toBe(2);
+  });
+});
