@@ -1,0 +1,2 @@
+export * from './git.ts';
+export * from './tag.ts';
