@@ -123,8 +123,10 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 // Last resort: a worker that exits without stopping its peers still takes them down.
+// A private run dir (not shared through STELE_PEERS_RUN_DIR) goes with the worker once it is empty.
 process.once('exit', () => {
   for (const p of live) killGroup(p.pid, 'SIGKILL');
+  if (!process.env.STELE_PEERS_RUN_DIR && leftovers().length === 0) removeDir(RUN_DIR);
 });
 
 /** Pids recorded under RUN_DIR whose process is still alive, with the command that started them. */
