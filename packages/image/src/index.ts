@@ -1,0 +1,24 @@
+// @stele/image — output formats: the deterministic initrd writer and every disk/ISO/archive
+// format LinuxKit knows, behind one HostTools port.
+export {
+  InitrdError,
+  type InitrdResult,
+  newcHeader,
+  newcTrailer,
+  type WriteInitrdOptions,
+  writeInitrd,
+} from './cpio.ts';
+export { fixVhdFooter, fixVmdkCid } from './formats/convert.ts';
+export { LINUXKIT_EPOCH, sourceDateEpoch } from './formats/epoch.ts';
+export {
+  type BuildFormatOptions,
+  type BuildFormatResult,
+  buildFormat,
+  FORMATS,
+  FormatError,
+  type FormatInfo,
+  type FormatName,
+  isFormatName,
+} from './formats/index.ts';
+export { gptLayout, guidBytes, guidFromHash, writeMbr } from './formats/partition.ts';
+export { HostToolError, type HostTools, type RunOptions, type RunResult, spawnHostTools } from './hosttools.ts';
