@@ -11,4 +11,13 @@ stele --version
 stele doctor
 
 echo
+echo "== 2. validate the Swarm worker OS manifest and its fleet (all errors, file:line:col)"
+stele validate fleets/swarm-worker/os.yml fleets/swarm-worker/prod/fleet.yml
+echo "-- and what a broken file looks like (exit 1 expected):"
+broken=$(mktemp -d)
+trap 'rm -rf "$broken"' EXIT
+printf 'services:\n  - name: sshd\n    image: linuxkit/sshd:abc\n    readonly: "yes"\n    privileged: true\n' >"$broken/os.yml"
+if stele validate "$broken/os.yml"; then echo "demo: the broken manifest was accepted" >&2; exit 1; fi
+
+echo
 echo "== not yet available: package builds, OS image assembly, fleet rollouts (see README: Status)"
