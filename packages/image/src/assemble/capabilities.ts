@@ -1,49 +1,9 @@
-// The capabilities LinuxKit knows, in kernel number order: moby/sys/capability v0.4.0's
-// ListKnown() (CAP_CHOWN = 0 … CAP_CHECKPOINT_RESTORE = 40), each as "CAP_" + upper-case name.
-// `capabilities: [all]` expands to this list, in this order.
-export const ALL_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_DAC_READ_SEARCH',
-  'CAP_FOWNER',
-  'CAP_FSETID',
-  'CAP_KILL',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETPCAP',
-  'CAP_LINUX_IMMUTABLE',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_NET_BROADCAST',
-  'CAP_NET_ADMIN',
-  'CAP_NET_RAW',
-  'CAP_IPC_LOCK',
-  'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE',
-  'CAP_SYS_RAWIO',
-  'CAP_SYS_CHROOT',
-  'CAP_SYS_PTRACE',
-  'CAP_SYS_PACCT',
-  'CAP_SYS_ADMIN',
-  'CAP_SYS_BOOT',
-  'CAP_SYS_NICE',
-  'CAP_SYS_RESOURCE',
-  'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG',
-  'CAP_MKNOD',
-  'CAP_LEASE',
-  'CAP_AUDIT_WRITE',
-  'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP',
-  'CAP_MAC_OVERRIDE',
-  'CAP_MAC_ADMIN',
-  'CAP_SYSLOG',
-  'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND',
-  'CAP_AUDIT_READ',
-  'CAP_PERFMON',
-  'CAP_BPF',
-  'CAP_CHECKPOINT_RESTORE',
-];
+// The capabilities LinuxKit knows, in kernel number order (CAP_CHOWN = 0 … CAP_CHECKPOINT_RESTORE
+// = 40). `capabilities: [all]` expands to this list, in this order. The list itself lives with the
+// manifest checks, which validate capability names before a build starts.
+import { CAPABILITIES } from '@stele/manifest';
+
+export const ALL_CAPABILITIES: readonly string[] = CAPABILITIES;
 
 const KNOWN = new Set(ALL_CAPABILITIES);
 
