@@ -1,6 +1,8 @@
 import type { Command } from '../cli.ts';
 import { doctor } from './doctor.ts';
+import { cache, key, pull, push, sign, verify } from './oci.ts';
+import { pkg } from './pkg.ts';
 import { validate } from './validate.ts';
 
 /** Every top-level command, in the order `stele --help` lists them. */
-export const commands: Command[] = [doctor, validate];
+export const commands: Command[] = [doctor, validate, pkg, cache, pull, push, key, sign, verify];

@@ -1,0 +1,246 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  type BuildOptions,
+  buildPackages,
+  cosignSigner,
+  defaultStoreDir,
+  dockerEngine,
+  EngineUnavailableError,
+  GitError,
+  gitCli,
+  loadPackage,
+  loadPrivateKey,
+  normaliseArches,
+  PackageError,
+  type PackageResult,
+  PkgError,
+  pushIndexFromRegistry,
+  qualify,
+  registryRemote,
+  Store,
+  TagError,
+} from '@stele/pkg';
+import { type Command, type Context, type OptionSpec, UsageError, UserError } from '../cli.ts';
+
+const KNOWN_ERRORS = [PkgError, PackageError, EngineUnavailableError, TagError, GitError];
+
+/** Library errors the user can act on become UserError (exit 1, no stack). */
+async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (KNOWN_ERRORS.some((E) => err instanceof E)) throw new UserError((err as Error).message);
+    const e = err as { name?: string; message?: string };
+    if (e?.name === 'RegistryError') throw new UserError(`registry: ${e.message}`);
+    throw err;
+  }
+}
+
+const orgOption: OptionSpec = {
+  type: 'string',
+  placeholder: 'ORG',
+  description: "override build.yml 'org', e.g. a registry namespace 127.0.0.1:5000/stele",
+};
+
+const buildOptions: Record<string, OptionSpec> = {
+  org: orgOption,
+  platforms: {
+    type: 'string',
+    placeholder: 'LIST',
+    description: "arches to build, e.g. linux/amd64,linux/arm64 (default: build.yml 'arches')",
+  },
+  builder: {
+    type: 'string',
+    multiple: true,
+    placeholder: 'PLATFORM=HOST',
+    description: 'engine for a foreign arch, e.g. linux/arm64=unix:///run/arm64-docker.sock',
+  },
+  force: { type: 'boolean', description: 'build even when the tag is in the store or the registry' },
+  'no-registry': { type: 'boolean', description: 'do not ask the registry whether a tag exists (offline)' },
+  store: {
+    type: 'string',
+    placeholder: 'DIR',
+    description: 'local OCI store (default $STELE_CACHE or ~/.cache/stele/oci)',
+  },
+  json: { type: 'boolean', description: 'print the results as JSON on stdout' },
+  'sign-key': {
+    type: 'string',
+    placeholder: 'FILE',
+    description: 'cosign private key to sign pushed images ($STELE_SIGN_KEY; passphrase in $COSIGN_PASSWORD)',
+  },
+};
+
+/** The signer for --sign-key / $STELE_SIGN_KEY, or undefined when no key is configured. */
+async function signerFor(ctx: Context) {
+  const file = (ctx.values['sign-key'] as string | undefined) ?? ctx.io.env.STELE_SIGN_KEY;
+  if (!file) return undefined;
+  const pass = ctx.io.env.STELE_KEY_PASSWORD ?? ctx.io.env.COSIGN_PASSWORD;
+  if (pass === undefined)
+    throw new UserError(`signing key ${file}: set COSIGN_PASSWORD (or STELE_KEY_PASSWORD) to its passphrase`);
+  let pem: string;
+  try {
+    pem = await readFile(resolve(ctx.io.cwd, file), 'utf8');
+  } catch (err) {
+    throw new UserError(`signing key ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return cosignSigner(await loadPrivateKey(pem, pass), { env: ctx.io.env });
+  } catch (err) {
+    throw new UserError(`signing key ${file}: ${(err as Error).message}`);
+  }
+}
+
+function parseBuilders(specs: string[]): Record<string, () => ReturnType<typeof dockerEngine>> {
+  const out: Record<string, () => ReturnType<typeof dockerEngine>> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0)
+      throw new UsageError(`--builder '${spec}': want PLATFORM=HOST, e.g. linux/arm64=unix:///path/docker.sock`);
+    let arch: string;
+    try {
+      [arch] = normaliseArches([spec.slice(0, eq)]) as [string];
+    } catch (err) {
+      throw new UsageError(`--builder '${spec}': ${(err as Error).message}`);
+    }
+    const host = spec.slice(eq + 1);
+    out[arch] = () => dockerEngine(host);
+  }
+  return out;
+}
+
+function summary(results: PackageResult[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    const arches = r.arches.map((a) => `${a.arch} ${a.status}${a.status === 'skipped' ? ` (${a.reason})` : ''}`);
+    lines.push(
+      `${r.ref}  ${arches.join(', ')}${r.pushed.length ? '  pushed' : ''}${r.signed.length ? ', signed' : ''}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function runBuild(ctx: Context, push: boolean): Promise<number> {
+  const { io, values, positionals } = ctx;
+  const dirs = positionals.map((p) => resolve(io.cwd, p));
+  const showBuildLog = Boolean(io.stderr.isTTY) && !values.json;
+  const remote = values['no-registry'] ? undefined : registryRemote({ env: io.env });
+  const builderSpecs = (values.builder as string[] | undefined) ?? [];
+  const opts: BuildOptions = {
+    git: gitCli(),
+    store: await Store.open((values.store as string | undefined) ?? defaultStoreDir(io.env)),
+    engine: () => dockerEngine(io.env.DOCKER_HOST || undefined),
+    builders: parseBuilders(builderSpecs),
+    ...(remote ? { remote } : {}),
+    ...(values.platforms ? { arches: [values.platforms as string] } : {}),
+    force: Boolean(values.force),
+    push: push || Boolean(values.push),
+    ...(values.org ? { org: values.org as string } : {}),
+    log: (l) => io.stderr.write(`${l}\n`),
+    ...(showBuildLog ? { buildLog: (l: string) => io.stderr.write(`  | ${l}\n`) } : {}),
+  };
+  if (opts.push && !remote) throw new UsageError('--push needs the registry: drop --no-registry');
+  const signer = opts.push ? await signerFor(ctx) : undefined;
+  if (signer) opts.sign = signer;
+  try {
+    const results = await userErrors(() => buildPackages(dirs, opts));
+    io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : summary(results));
+    return 0;
+  } finally {
+    await remote?.close();
+    await signer?.close();
+  }
+}
+
+const build: Command = {
+  name: 'build',
+  summary: 'build packages (and the repo packages they build FROM) into the local store',
+  usage: '[flags] DIR...',
+  positionals: { min: 1, max: Number.POSITIVE_INFINITY },
+  examples: [
+    'stele pkg build pkg/sshd',
+    'stele pkg build --platforms linux/amd64 pkg/*',
+    'stele pkg build --builder linux/arm64=unix:///run/arm64.sock pkg/init',
+    'stele pkg build --org 127.0.0.1:5000/stele --push pkg/sshd',
+    'stele pkg build --json pkg/sshd | jq ".[].arches"',
+  ],
+  options: { ...buildOptions, push: { type: 'boolean', description: 'push per-arch tags and the index, then sign' } },
+  run: (ctx) => runBuild(ctx, false),
+};
+
+const push: Command = {
+  name: 'push',
+  summary: 'build if needed, then push <tag>-<arch> and the <tag> index, and sign when a key is set',
+  usage: '[flags] DIR...',
+  positionals: { min: 1, max: Number.POSITIVE_INFINITY },
+  examples: ['stele pkg push pkg/sshd', 'stele pkg push --org registry.example.com/stele pkg/*'],
+  options: buildOptions,
+  run: (ctx) => runBuild(ctx, true),
+};
+
+const showTag: Command = {
+  name: 'show-tag',
+  summary: "print a package's image and tag (org/image:tag) from its source tree",
+  usage: '[--canonical] [--org ORG] DIR...',
+  positionals: { min: 1, max: Number.POSITIVE_INFINITY },
+  examples: ['stele pkg show-tag pkg/sshd', 'stele pkg show-tag --canonical pkg/init pkg/runc'],
+  options: {
+    canonical: { type: 'boolean', description: 'print the full name, e.g. docker.io/linuxkit/sshd:<tag>' },
+    org: orgOption,
+  },
+  async run({ io, values, positionals }) {
+    const git = gitCli();
+    for (const p of positionals) {
+      const pkg = await userErrors(() =>
+        loadPackage(resolve(io.cwd, p), { git, ...(values.org ? { org: values.org as string } : {}) }),
+      );
+      io.stdout.write(`${values.canonical ? pkg.fullRef : pkg.ref}\n`);
+    }
+    return 0;
+  },
+};
+
+const manifest: Command = {
+  name: 'manifest',
+  summary: 'rebuild and push the <tag> index from the per-arch tags in the registry',
+  usage: '[--org ORG] [--json] DIR',
+  positionals: { min: 1, max: 1 },
+  examples: ['stele pkg manifest pkg/sshd', 'stele pkg manifest --org 127.0.0.1:5000/stele --json pkg/sshd'],
+  options: { org: orgOption, json: { type: 'boolean', description: 'print the index digest and arches as JSON' } },
+  async run({ io, values, positionals }) {
+    const pkg = await userErrors(() =>
+      loadPackage(resolve(io.cwd, positionals[0] as string), {
+        git: gitCli(),
+        ...(values.org ? { org: values.org as string } : {}),
+      }),
+    );
+    const remote = registryRemote({ env: io.env });
+    try {
+      const index = await userErrors(() => pushIndexFromRegistry(pkg, remote, (l) => io.stderr.write(`${l}\n`)));
+      if (!index) {
+        throw new UserError(
+          `${pkg.ref}: the registry has none of ${pkg.arches.map((a) => `${pkg.tag}-${a}`).join(', ')}: push them first (stele pkg push)`,
+        );
+      }
+      const out = { ref: qualify(pkg.fullRef), digest: index.descriptor.digest, arches: index.arches };
+      io.stdout.write(
+        values.json ? `${JSON.stringify(out, null, 2)}\n` : `${out.ref}@${out.digest} (${out.arches.join(', ')})\n`,
+      );
+      return 0;
+    } finally {
+      await remote.close();
+    }
+  },
+};
+
+export const pkg: Command = {
+  name: 'pkg',
+  summary: 'build, push and tag LinuxKit-style packages (pkg/<name>/build.yml + Dockerfile)',
+  examples: [
+    'stele pkg build pkg/sshd',
+    'stele pkg push pkg/sshd',
+    'stele pkg show-tag pkg/sshd',
+    'stele pkg manifest pkg/sshd',
+  ],
+  subcommands: [build, push, showTag, manifest],
+};

@@ -1,0 +1,177 @@
+// The oci commands end to end: a real registry on loopback, skopeo reading what they write.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { exportArchive, MediaType, Store, sha256 } from '@stele/oci';
+import { type Registry, startRegistry } from '@stele/test-peers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { progress } from '../src/commands/oci.ts';
+import { main } from '../src/main.ts';
+import { fakeIo } from './io.ts';
+
+const run = promisify(execFile);
+let reg: Registry;
+let dir: string;
+beforeAll(async () => {
+  reg = await startRegistry();
+  dir = mkdtempSync(join(tmpdir(), 'stele-oci-cli-'));
+}, 60_000);
+afterAll(async () => {
+  await reg?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function stele(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const io = fakeIo({ HOME: dir, ...env });
+  io.cwd = dir;
+  const code = await main(args, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+/** A one-layer image written into a store and exported as an OCI archive. */
+async function seedArchive(file: string, name: string): Promise<string> {
+  const store = await Store.open(join(dir, 'seed'));
+  const layer = Buffer.from(`layer of ${name}`);
+  const l = await store.writeBlob(layer);
+  const cfg = await store.writeBlob(
+    Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l.digest] } }),
+    ),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, ...cfg },
+      layers: [{ mediaType: MediaType.OciLayer, ...l }],
+    }),
+  );
+  const desc = { mediaType: MediaType.OciManifest, digest: sha256(manifest), size: manifest.length };
+  await store.pushManifest(desc, manifest, [name]);
+  await exportArchive(store, [name], file);
+  return desc.digest;
+}
+
+describe('stele cache / push / pull / key / sign / verify', () => {
+  it('each has --help with examples', async () => {
+    for (const args of [
+      ['cache'],
+      ['cache', 'ls'],
+      ['cache', 'import'],
+      ['cache', 'export'],
+      ['cache', 'rm'],
+      ['cache', 'gc'],
+      ['pull'],
+      ['push'],
+      ['key', 'generate'],
+      ['sign'],
+      ['verify'],
+    ]) {
+      const r = await stele([...args, '--help']);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.out).toMatch(/Examples:\n {2}stele /);
+    }
+  });
+
+  it('imports, pushes, pulls, exports, signs and verifies', async () => {
+    const ref = `${reg.host}/cli/app:1`;
+    const digest = await seedArchive(join(dir, 'in.tar'), ref);
+    const cacheA = ['--cache', join(dir, 'a')];
+    expect((await stele(['cache', 'import', 'in.tar', ...cacheA])).out).toMatch(`imported 3 blobs: ${ref}`);
+
+    const pushed = await stele(['push', ref, ...cacheA, '--json']);
+    expect(pushed.code, pushed.err).toBe(0);
+    expect(JSON.parse(pushed.out)).toMatchObject({ digest, blobsCopied: 2 });
+    // Nothing on a pipe (stderr is not a TTY) without --json... but events with it.
+    expect(
+      pushed.err
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).event),
+    ).toContain('blob-done');
+    const again = await stele(['push', ref, ...cacheA, '--json']);
+    expect(JSON.parse(again.out)).toMatchObject({ blobsCopied: 0 });
+
+    const cacheB = ['--cache', join(dir, 'b')];
+    const pulled = await stele(['pull', ref, ...cacheB]);
+    expect(pulled.code, pulled.err).toBe(0);
+    expect(pulled.out).toBe(`${ref}@${digest} (2 blobs pulled, 0 present)\n`);
+    expect(pulled.err).toBe('');
+    const ls = JSON.parse((await stele(['cache', 'ls', '--json', ...cacheB])).out);
+    expect(ls).toEqual([expect.objectContaining({ name: ref, digest })]);
+
+    expect((await stele(['cache', 'export', ref, '-o', 'out.tar', ...cacheB])).code).toBe(0);
+    const info = JSON.parse((await run('skopeo', ['inspect', `oci-archive:${join(dir, 'out.tar')}:${ref}`])).stdout);
+    expect(info.Digest).toBe(digest);
+
+    const env = { COSIGN_PASSWORD: 'hunter2' };
+    expect((await stele(['key', 'generate'], env)).code).toBe(0);
+    expect(statSync(join(dir, 'cosign.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, 'cosign.key'), 'utf8')).toMatch(/ENCRYPTED SIGSTORE PRIVATE KEY/);
+    expect((await stele(['key', 'generate'], env)).err).toMatch(/exists \(use --force/);
+    expect((await stele(['key', 'generate', '--output-prefix', 'other'], env)).code).toBe(0);
+
+    expect((await stele(['verify', ref, '--key', 'cosign.pub'])).err).toMatch(/no signature/);
+    expect((await stele(['sign', ref, '--key', 'cosign.key'], { COSIGN_PASSWORD: 'nope' })).err).toMatch(
+      /wrong passphrase/,
+    );
+    const signed = await stele(['sign', ref, '--key', 'cosign.key'], env);
+    expect(signed.code, signed.err).toBe(0);
+    expect(signed.out).toContain(`signed ${digest}`);
+    const ok = await stele(['verify', ref, '--key', 'cosign.pub']);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toBe(`verified ${digest} (1 valid signature)\n`);
+    const bad = await stele(['verify', ref, '--key', 'other.pub']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/signature verification failed:[\s\S]*wrong key or tampered payload/);
+
+    expect((await stele(['cache', 'rm', ref, ...cacheB])).code).toBe(0);
+    expect((await stele(['cache', 'rm', ref, ...cacheB])).err).toMatch(/not in the store/);
+    expect(JSON.parse((await stele(['cache', 'gc', '--json', ...cacheB])).out).kept).toBe(3);
+  }, 120_000);
+
+  it('reports clear errors', async () => {
+    expect((await stele(['pull', 'UPPER/case'])).code).toBe(2);
+    const missing = await stele(['pull', `${reg.host}/cli/none:1`, '--cache', join(dir, 'c')]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/cli\/none:1 not found/);
+    const noKey = await stele(['sign', `${reg.host}/cli/app:1`]);
+    expect(noKey.code).toBe(2);
+  }, 60_000);
+});
+
+describe('progress', () => {
+  const digest = `sha256:${'e'.repeat(64)}`;
+  const events = [
+    { type: 'blob-start', digest, size: 2_000_000 },
+    { type: 'blob-progress', digest, size: 2_000_000, bytes: 1_000_000 },
+    { type: 'blob-done', digest, size: 2_000_000, ms: 500 },
+  ] as const;
+  it('draws per-blob bytes and rate on a TTY', () => {
+    const io = fakeIo();
+    (io.stderr as { isTTY?: boolean }).isTTY = true;
+    const p = progress(io, false, 'pull');
+    for (const e of events) p.onEvent(e);
+    p.done();
+    expect(io.err()).toMatch(/pull eeeeeeeeeeee {2}1\.0 MB \/ 2\.0 MB {2} 50% {2}[\d.]+ [kMG]?B\/s/);
+    expect(io.err()).toContain('pulled sha256:eeeeeeeeeeee  2.0 MB in 0.5s');
+  });
+  it('prints nothing on a pipe and JSON lines with --json', () => {
+    const pipe = fakeIo();
+    const p = progress(pipe, false, 'push');
+    for (const e of events) p.onEvent(e);
+    expect(pipe.err()).toBe('');
+    const json = fakeIo();
+    const j = progress(json, true, 'push');
+    for (const e of events) j.onEvent(e);
+    expect(
+      json
+        .err()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).event),
+    ).toEqual(['blob-start', 'blob-progress', 'blob-done']);
+  });
+});

@@ -1,0 +1,166 @@
+// `stele pkg …` end to end: the harness's real dockerd and registry, the CLI run in-process.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { gitCli, loadPackage, registryRemote, Store } from '@stele/pkg';
+import { type Dockerd, type Registry, startDockerd, startRegistry } from '@stele/test-peers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/main.ts';
+import { fakeIo } from './io.ts';
+
+let dockerd: Dockerd;
+let registry: Registry;
+let root: string;
+let storeDir: string;
+let org: string;
+
+function sh(args: string[]) {
+  return execFileSync('git', args, {
+    cwd: root,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@t',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@t',
+    },
+  }).trim();
+}
+function write(path: string, text: string) {
+  mkdirSync(dirname(join(root, path)), { recursive: true });
+  writeFileSync(join(root, path), text);
+}
+
+beforeAll(async () => {
+  [dockerd, registry] = await Promise.all([startDockerd(), startRegistry()]);
+  org = `${registry.host}/cli`;
+  root = mkdtempSync(join(tmpdir(), 'stele-cli-pkg-'));
+  storeDir = mkdtempSync(join(tmpdir(), 'stele-cli-store-'));
+  sh(['init', '-q', '-b', 'main']);
+  write('pkg/hello/build.yml', 'image: hello\narches: [amd64, arm64]\n');
+  write('pkg/hello/Dockerfile', 'FROM scratch\nCOPY msg /msg\n');
+  write('pkg/hello/msg', 'hello\n');
+  sh(['add', '-A']);
+  sh(['commit', '-qm', 'c']);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.allSettled([dockerd?.stop(), registry?.stop()]);
+  if (root) rmSync(root, { recursive: true, force: true });
+  if (storeDir) rmSync(storeDir, { recursive: true, force: true });
+});
+
+const env = () => ({ DOCKER_HOST: `unix://${dockerd.socketPath}`, STELE_CACHE: storeDir, HOME: tmpdir() });
+async function stele(...argv: string[]) {
+  const io = { ...fakeIo(env()), cwd: root };
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+describe('stele pkg', () => {
+  it('show-tag prints org/image:tag like LinuxKit (the git tree hash)', async () => {
+    const tree = sh(['rev-parse', 'HEAD:pkg/hello']);
+    expect(await stele('pkg', 'show-tag', 'pkg/hello')).toMatchObject({ code: 0, out: `linuxkit/hello:${tree}\n` });
+    expect((await stele('pkg', 'show-tag', '--canonical', 'pkg/hello')).out).toBe(`docker.io/linuxkit/hello:${tree}\n`);
+  });
+
+  it('build --json builds both arches; the second run is cached and engine-free', async () => {
+    const first = await stele('pkg', 'build', '--org', org, '--json', 'pkg/hello');
+    expect(first.code, first.err).toBe(0);
+    const [r] = JSON.parse(first.out);
+    expect(r.arches.map((a: { status: string }) => a.status)).toEqual(['built', 'built']);
+
+    const t0 = performance.now();
+    const again = await stele('pkg', 'build', '--org', org, '--no-registry', '--json', 'pkg/hello');
+    const ms = performance.now() - t0;
+    console.log(`stele pkg build, unchanged package, in-process: ${ms.toFixed(0)} ms`);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.out)[0].arches.map((a: { status: string }) => a.status)).toEqual(['cached', 'cached']);
+    expect(ms).toBeLessThan(1000);
+  }, 60_000);
+
+  it('push sends <tag>-<arch> and the <tag> index; manifest rebuilds it from the registry', async () => {
+    const pushed = await stele('pkg', 'push', '--org', org, '--platforms', 'linux/amd64', 'pkg/hello');
+    expect(pushed.code, pushed.err).toBe(0);
+    const pkg = await loadPackage(join(root, 'pkg/hello'), { git: gitCli(), org });
+    const inspect = () =>
+      JSON.parse(
+        execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${pkg.fullRef}`], {
+          encoding: 'utf8',
+        }),
+      );
+    expect(inspect().manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture)).toEqual([
+      'amd64',
+    ]);
+
+    // Another machine pushes only the arm64 image; `manifest` joins both into the index.
+    const remote = registryRemote();
+    try {
+      const store = await Store.open(storeDir);
+      await remote.push(store, await store.resolve(`${pkg.fullRef}-arm64`), `${pkg.fullRef}-arm64`);
+    } finally {
+      await remote.close();
+    }
+    const m = await stele('pkg', 'manifest', '--org', org, '--json', 'pkg/hello');
+    expect(m.code, m.err).toBe(0);
+    expect(JSON.parse(m.out).arches).toEqual(['amd64', 'arm64']);
+    expect(inspect().manifests.map((x: { platform: { architecture: string } }) => x.platform.architecture)).toEqual([
+      'amd64',
+      'arm64',
+    ]);
+  }, 60_000);
+
+  it('push with --sign-key signs the index and each image; stele verify accepts them', async () => {
+    const keyEnv = { ...env(), COSIGN_PASSWORD: 'test-pass' };
+    const run = async (...argv: string[]) => {
+      const io = { ...fakeIo(keyEnv), cwd: root };
+      return { code: await main(argv, io), out: io.out(), err: io.err() };
+    };
+    const gen = await run('key', 'generate', '--output-prefix', join(storeDir, 'release'));
+    expect(gen.code, gen.err).toBe(0);
+    const pushed = await run(
+      'pkg',
+      'push',
+      '--org',
+      org,
+      '--json',
+      '--sign-key',
+      join(storeDir, 'release.key'),
+      'pkg/hello',
+    );
+    expect(pushed.code, pushed.err).toBe(0);
+    const [r] = JSON.parse(pushed.out);
+    expect(r.signed).toEqual([r.fullRef]);
+    const verified = await run('verify', r.fullRef, '--key', join(storeDir, 'release.pub'));
+    expect(verified.code, verified.err + verified.out).toBe(0);
+  }, 60_000);
+
+  it('errors: unknown arch, no engine, not a package, bad --builder', async () => {
+    const arch = await stele('pkg', 'build', '--force', '--no-registry', '--platforms', 'linux/arm65', 'pkg/hello');
+    expect(arch).toMatchObject({ code: 1 });
+    expect(arch.err).toContain("unknown arch 'linux/arm65'");
+
+    const io = { ...fakeIo({ ...env(), DOCKER_HOST: 'unix:///nonexistent/docker.sock' }), cwd: root };
+    expect(await main(['pkg', 'build', '--force', '--no-registry', 'pkg/hello'], io)).toBe(1);
+    expect(io.err()).toMatch(
+      /cannot reach a Docker Engine at unix:\/\/\/nonexistent\/docker.sock.*start a Docker Engine/,
+    );
+
+    const none = await stele('pkg', 'build', 'pkg/nothing');
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/pkg\/nothing: no such package directory/);
+
+    const builder = await stele('pkg', 'build', '--builder', 'arm64', 'pkg/hello');
+    expect(builder.code).toBe(2);
+  });
+
+  it('--help of each subcommand has examples', async () => {
+    for (const sub of ['build', 'push', 'show-tag', 'manifest']) {
+      const h = await stele('pkg', sub, '--help');
+      expect(h.code).toBe(0);
+      expect(h.out).toMatch(new RegExp(`Usage: stele pkg ${sub}[\\s\\S]*Examples:\\n {2}stele pkg ${sub}`));
+    }
+  });
+});
