@@ -1,2 +1,13 @@
+export * from './build.ts';
+export * from './buildkit-trace.ts';
+export * from './context.ts';
+export * from './docker-archive.ts';
+export * from './docker-engine.ts';
+export * from './dockerfile.ts';
+export * from './engine.ts';
 export * from './git.ts';
+export { defaultStoreDir, loadPrivateKey, Store } from './oci.ts';
+export * from './package.ts';
+export * from './registry-remote.ts';
+export * from './remote.ts';
 export * from './tag.ts';

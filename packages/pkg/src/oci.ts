@@ -1,0 +1,22 @@
+/** The parts of @stele/oci this package uses, in one place. */
+export {
+  copyDescriptor,
+  type Descriptor,
+  defaultStoreDir,
+  formatReference,
+  type ImageIndex,
+  type ImageManifest,
+  loadPrivateKey,
+  MediaType,
+  type Platform,
+  parseManifest,
+  parseReference,
+  REF_NAME_ANNOTATION,
+  type Reference,
+  RegistryClient,
+  RegistryError,
+  type RegistryOptions,
+  Store,
+  sha256,
+  signImage,
+} from '@stele/oci';
