@@ -15,7 +15,7 @@ echo "== lint (biome)"
 pnpm exec biome check . || status=1
 
 echo "== typecheck (nx run-many -t build)"
-pnpm exec nx run-many -t build --outputStyle=static || status=1
+pnpm exec nx run-many -t build --projects="@stele/*" --outputStyle=static || status=1
 
 echo "== tests (vitest: unit + end-to-end)"
 pnpm exec vitest run --reporter=default --reporter=json --outputFile.json="$run_dir/vitest.json" "$@" || status=1
