@@ -152,3 +152,25 @@ export function familiarImageRef(ref: ImageRef): string {
   }
   return `${name}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
 }
+
+/**
+ * LinuxKit's image templates: a value starting with `@` names no image but says how to find one.
+ * The only kind is `@pkg:PATH` — the package at PATH (relative to the manifest's directory), whose
+ * `org/image:tag` (`stele pkg show-tag PATH`) replaces the value at build time.
+ */
+export const PKG_TEMPLATE = '@pkg:';
+
+/** The package path of an `@pkg:PATH` value, or undefined for an ordinary reference. */
+export function pkgTemplatePath(value: string): string | undefined {
+  return value.startsWith(PKG_TEMPLATE) ? value.slice(PKG_TEMPLATE.length) : undefined;
+}
+
+/** Why a value starting with `@` is not a usable template, or undefined when it is one. */
+export function checkImageTemplate(value: string): string | undefined {
+  const path = pkgTemplatePath(value);
+  if (path === undefined) {
+    const kind = /^@([^:]*)/.exec(value)?.[1] ?? '';
+    return `unknown image template '@${kind}': only @pkg:PATH (a package directory) is supported`;
+  }
+  return path.trim() === '' ? '@pkg: needs the path of a package directory, e.g. @pkg:../pkg/init' : undefined;
+}

@@ -138,6 +138,21 @@ describe('OS manifest: image entries', () => {
     ]);
   });
 
+  it('accepts LinuxKit @pkg: templates wherever an image goes; refuses other templates', () => {
+    expect(
+      errorsOf({
+        kernel: { image: '@pkg:../../pkg/kernel' },
+        init: ['@pkg:../pkg/init'],
+        services: [{ name: 'sshd', image: '@pkg:/abs/pkg/sshd' }],
+      }),
+    ).toEqual([]);
+    expect(errorsOf({ init: ['@pkg:', '@file:x'], onboot: [{ name: 'a', image: '@pkg:  ' }] })).toEqual([
+      'init.0: @pkg: needs the path of a package directory, e.g. @pkg:../pkg/init',
+      "init.1: unknown image template '@file': only @pkg:PATH (a package directory) is supported",
+      'onboot.0.image: @pkg: needs the path of a package directory, e.g. @pkg:../pkg/init',
+    ]);
+  });
+
   it('kernel.image may be empty (no kernel), as in LinuxKit', () => {
     expect(errorsOf({ kernel: { image: '' } })).toEqual([]);
   });

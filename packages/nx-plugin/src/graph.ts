@@ -1,6 +1,8 @@
+import { posix } from 'node:path';
+
 /**
  * Dependency edges from what the YAML says: an OS image on each repo package it references by
- * `org/image`, a package on each repo package its Dockerfile builds FROM, a
+ * `org/image` or by a LinuxKit `@pkg:PATH` template, a package on each repo package its Dockerfile builds FROM, a
  * fleet on its OS image. Pure: works on the `metadata.stele` the plugin put on each project.
  */
 export interface SteleMetadata {
@@ -14,6 +16,8 @@ export interface SteleMetadata {
   dockerfile?: string;
   /** os: repositories it references. */
   images?: string[];
+  /** os: package directories it references with `@pkg:PATH`. */
+  packages?: string[];
   /** fleet: the OS manifest it runs. */
   manifest?: string;
 }
@@ -26,10 +30,12 @@ export interface Edge {
 
 export function steleEdges(projects: Record<string, SteleMetadata>): Edge[] {
   const byRepo = new Map<string, string>();
+  const byDir = new Map<string, string>();
   const byManifest = new Map<string, string>();
   for (const [name, m] of Object.entries(projects)) {
     if (m.kind === 'package') {
       if (m.repository) byRepo.set(m.repository, name);
+      byDir.set(posix.dirname(m.file), name);
     } else if (m.kind === 'os') {
       byManifest.set(m.file, name);
     }
@@ -45,6 +51,7 @@ export function steleEdges(projects: Record<string, SteleMetadata>): Edge[] {
       for (const repo of m.froms ?? []) add(name, byRepo.get(repo), m.dockerfile ?? m.file);
     } else if (m.kind === 'os') {
       for (const repo of m.images ?? []) add(name, byRepo.get(repo), m.file);
+      for (const dir of m.packages ?? []) add(name, byDir.get(dir), m.file);
     } else if (m.manifest) {
       add(name, byManifest.get(m.manifest), m.file);
     }

@@ -39,6 +39,8 @@ export interface OsInfo extends Common {
   kind: 'os';
   /** Repositories referenced as images, registry, tag and digest stripped. */
   images: string[];
+  /** Workspace-relative package directories referenced by LinuxKit `@pkg:PATH` templates. */
+  packages: string[];
   /** Workspace-relative `files[].source` paths (checked against the disk by `scan.ts`). */
   sources: SourceRef[];
 }

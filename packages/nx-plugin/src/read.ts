@@ -13,6 +13,7 @@ import {
   parseFleet,
   parseImageRef,
   parseOsManifest,
+  pkgTemplatePath,
 } from '@stele/manifest';
 import { dockerfileFroms } from './dockerfile.ts';
 import type { FleetInfo, Kind, OsInfo, PackageInfo, ProjectInfo } from './info.ts';
@@ -66,7 +67,7 @@ export function readPackage(file: string, text: string): PackageInfo {
 }
 
 export function readOs(file: string, text: string): OsInfo {
-  const info: OsInfo = { kind: 'os', file, errors: [], images: [], sources: [] };
+  const info: OsInfo = { kind: 'os', file, errors: [], images: [], packages: [], sources: [] };
   const r = parseOsManifest(text, file);
   if (!r.ok) {
     info.errors = r.errors;
@@ -79,13 +80,22 @@ export function readOs(file: string, text: string): OsInfo {
     ...[...(m.onboot ?? []), ...(m.onshutdown ?? []), ...(m.services ?? [])].map((e) => e.image),
     ...(m.volumes ?? []).flatMap((v) => (v.image ? [v.image] : [])),
   ];
+  const dir = posix.dirname(file);
   const images = new Set<string>();
+  const packages = new Set<string>();
   for (const ref of refs) {
+    const pkgPath = pkgTemplatePath(ref);
+    if (pkgPath !== undefined) {
+      // `@pkg:PATH` is relative to the manifest; one outside the workspace is no project of ours.
+      const p = within(dir, pkgPath.trim());
+      if (p) packages.add(p);
+      continue;
+    }
     const repo = repositoryOf(ref);
     if (repo) images.add(repo);
   }
   info.images = [...images].sort();
-  const dir = posix.dirname(file);
+  info.packages = [...packages].sort();
   (m.files ?? []).forEach((f, i) => {
     const source = f.source;
     if (source === undefined || source === '' || source.startsWith('~') || posix.isAbsolute(source)) return;

@@ -12,7 +12,7 @@ import type { Kind, ProjectInfo, SourceError } from './info.ts';
 import type { NormalizedOptions } from './options.ts';
 
 /** Bump when the shape of cached values changes. */
-const CACHE_VERSION = '2';
+const CACHE_VERSION = '3';
 
 export interface ResolvedProject {
   name: string;

@@ -104,7 +104,7 @@ export function projectConfig(
       root: p.root,
       projectType: 'application',
       tags: ['stele:os'],
-      metadata: { stele: { kind: 'os', file: info.file, images: info.images } },
+      metadata: { stele: { kind: 'os', file: info.file, images: info.images, packages: info.packages } },
       targets: {
         build: {
           executor: `${executors}:build`,

@@ -177,6 +177,39 @@ describe('names and edges', () => {
   });
 });
 
+describe('LinuxKit @pkg: templates', () => {
+  it('an OS image depends on the packages it names with @pkg:PATH, relative to the manifest', () => {
+    const os = readOs(
+      'fleets/w/os.yml',
+      [
+        'kernel:',
+        '  image: "@pkg:../../pkg/kernel"',
+        'init:',
+        '  - "@pkg:../../pkg/init"',
+        '  - "@pkg:../../../outside"',
+        'services:',
+        '  - name: sshd',
+        '    image: "@pkg:../../pkg/sshd"',
+        '  - name: other',
+        '    image: linuxkit/getty:1',
+      ].join('\n'),
+    );
+    expect(os.errors).toEqual([]);
+    expect(os.packages).toEqual(['pkg/init', 'pkg/kernel', 'pkg/sshd']);
+    expect(os.images).toEqual(['linuxkit/getty']);
+    const edges = steleEdges({
+      'pkg-init': { kind: 'package', file: 'pkg/init/build.yml', repository: 'stele/init' },
+      'pkg-sshd': { kind: 'package', file: 'pkg/sshd/build.yml', repository: 'stele/sshd' },
+      'pkg-unused': { kind: 'package', file: 'pkg/unused/build.yml', repository: 'stele/unused' },
+      'os-w': { kind: 'os', file: 'fleets/w/os.yml', images: os.images, packages: os.packages },
+    });
+    expect(edges).toEqual([
+      { source: 'os-w', target: 'pkg-init', sourceFile: 'fleets/w/os.yml' },
+      { source: 'os-w', target: 'pkg-sshd', sourceFile: 'fleets/w/os.yml' },
+    ]);
+  });
+});
+
 describe('inferProjects', () => {
   it('infers exact inputs: package files minus nested packages, extra sources, manifest and its sources', async () => {
     const root = tmp();

@@ -1,6 +1,6 @@
 /** Building blocks shared by the schemas, and the messages zod issues are turned into. */
 import { z } from 'zod';
-import { parseImageRef } from '../image-ref.ts';
+import { checkImageTemplate, parseImageRef } from '../image-ref.ts';
 
 /** What a YAML value is, for messages: `a string ("yes")`, `a list`, `an empty value`. */
 export function describeValue(input: unknown): string {
@@ -158,6 +158,7 @@ export const stringMap = z.record(z.string(), z.string());
 export function imageRef(allowEmpty = false) {
   return checkedString((s) => {
     if (s === '' && allowEmpty) return undefined;
+    if (s.startsWith('@')) return checkImageTemplate(s);
     const r = parseImageRef(s);
     return r.ok ? undefined : r.message;
   });
