@@ -2,6 +2,7 @@ export * from './archive.ts';
 export * from './copy.ts';
 export * from './descriptor.ts';
 export * from './digest.ts';
+export * from './docker-archive.ts';
 export * from './keys.ts';
 export * from './lock.ts';
 export * from './mediatypes.ts';

@@ -1,10 +1,16 @@
 import { relative } from 'node:path';
 import { ARCHES } from '@stele/manifest';
 import { contextTar } from './context.ts';
-import { exportDockerArchive, importDockerArchive, makeIndex } from './docker-archive.ts';
 import { BuildFailedError, type Engine } from './engine.ts';
 import type { Git } from './git.ts';
-import type { Descriptor, Store } from './oci.ts';
+import {
+  buildIndex,
+  type Descriptor,
+  exportDockerArchive,
+  importDockerArchive,
+  type Platform,
+  type Store,
+} from './oci.ts';
 import {
   findPackageDirs,
   gitOrigin,
@@ -432,16 +438,16 @@ function storedConfigIs(stored: Descriptor, imageId: string, store: Store): Prom
 
 /** Points `<tag>` in the store at an index over the per-arch images the store has. */
 async function writeLocalIndex(store: Store, pkg: Package): Promise<Descriptor | undefined> {
-  const manifests: Descriptor[] = [];
+  const manifests: { descriptor: Descriptor; platform: Platform }[] = [];
   const entries = await store.list();
   for (const arch of pkg.arches) {
     const e = entries.find((x) => x.name === archTag(pkg.fullRef, arch));
     if (!e) continue;
     const { annotations: _a, ...desc } = e.descriptor;
-    manifests.push({ ...desc, platform: desc.platform ?? { os: 'linux', architecture: arch } });
+    manifests.push({ descriptor: desc, platform: desc.platform ?? { os: 'linux', architecture: arch } });
   }
   if (!manifests.length) return undefined;
-  const { bytes, descriptor } = makeIndex(manifests);
+  const { bytes, descriptor } = buildIndex(manifests);
   const current = entries.find((x) => x.name === pkg.fullRef);
   if (current?.descriptor.digest === descriptor.digest) return descriptor;
   await store.writeBlob(bytes, descriptor);
@@ -458,17 +464,12 @@ export async function pushIndexFromRegistry(
   remote: Remote,
   log: (l: string) => void = () => {},
 ): Promise<{ descriptor: Descriptor; arches: string[] } | undefined> {
-  const manifests: Descriptor[] = [];
+  const manifests: { descriptor: Descriptor; platform: Platform }[] = [];
   const arches: string[] = [];
   for (const arch of pkg.arches) {
     const desc = await remote.resolve(archTag(pkg.fullRef, arch));
     if (!desc) continue;
-    manifests.push({
-      mediaType: desc.mediaType,
-      digest: desc.digest,
-      size: desc.size,
-      platform: { os: 'linux', architecture: arch },
-    });
+    manifests.push({ descriptor: desc, platform: { os: 'linux', architecture: arch } });
     arches.push(arch);
   }
   if (!manifests.length) {
@@ -477,7 +478,7 @@ export async function pushIndexFromRegistry(
     );
     return undefined;
   }
-  const { bytes, descriptor } = makeIndex(manifests);
+  const { bytes, descriptor } = buildIndex(manifests);
   const existing = await remote.resolve(pkg.fullRef);
   if (existing?.digest !== descriptor.digest) {
     await remote.putManifest(pkg.fullRef, descriptor, bytes);

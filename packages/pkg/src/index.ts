@@ -1,7 +1,6 @@
 export * from './build.ts';
 export * from './buildkit-trace.ts';
 export * from './context.ts';
-export * from './docker-archive.ts';
 export * from './docker-engine.ts';
 export * from './dockerfile.ts';
 export * from './engine.ts';

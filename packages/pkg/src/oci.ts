@@ -1,11 +1,14 @@
 /** The parts of @stele/oci this package uses, in one place. */
 export {
+  buildIndex,
   copyDescriptor,
   type Descriptor,
   defaultStoreDir,
+  exportDockerArchive,
   formatReference,
   type ImageIndex,
   type ImageManifest,
+  importDockerArchive,
   loadPrivateKey,
   MediaType,
   type Platform,

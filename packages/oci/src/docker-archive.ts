@@ -3,14 +3,16 @@
  * image manifest (gzip layers, the engine's config as is, so the config digest is the engine's
  * image id); export turns a stored image back into an archive `docker load` accepts, so a
  * package can build FROM another that is only in the store.
- * (Belongs in @stele/oci; kept here until it moves.)
  */
 import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
-import { type Descriptor, type ImageManifest, MediaType, type Platform, type Store, sha256 } from './oci.ts';
+import type { Descriptor, ImageManifest, Platform } from './descriptor.ts';
+import { sha256 } from './digest.ts';
+import { MediaType } from './mediatypes.ts';
+import type { Store } from './store.ts';
 
 /** Entries up to this size are kept in memory (configs, manifest.json); larger ones are layers. */
 const SMALL = 1024 * 1024;
@@ -126,24 +128,4 @@ export async function exportDockerArchive(
     tar.finalize();
   })().catch((err: unknown) => tar.destroy(err as Error));
   return tar as unknown as Readable;
-}
-
-/** An OCI index over per-arch manifests. */
-export function makeIndex(
-  manifests: Descriptor[],
-  annotations?: Record<string, string>,
-): { bytes: Buffer; descriptor: Descriptor } {
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciIndex,
-    manifests: manifests.map((d) => ({
-      mediaType: d.mediaType,
-      digest: d.digest,
-      size: d.size,
-      ...(d.platform ? { platform: d.platform } : {}),
-    })),
-    ...(annotations ? { annotations } : {}),
-  };
-  const bytes = Buffer.from(JSON.stringify(index));
-  return { bytes, descriptor: { mediaType: MediaType.OciIndex, digest: sha256(bytes), size: bytes.length } };
 }
