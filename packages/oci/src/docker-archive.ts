@@ -10,7 +10,6 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
 import type { Descriptor, ImageManifest, Platform } from './descriptor.ts';
-import { sha256 } from './digest.ts';
 import { MediaType } from './mediatypes.ts';
 import type { Store } from './store.ts';
 
