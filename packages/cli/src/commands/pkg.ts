@@ -22,6 +22,7 @@ import {
   TagError,
 } from '@stele/pkg';
 import { type Command, type Context, type OptionSpec, UsageError, UserError } from '../cli.ts';
+import { type BuildDescriptor, writeJsonAtomic } from '../files.ts';
 
 const KNOWN_ERRORS = [PkgError, PackageError, EngineUnavailableError, TagError, GitError];
 
@@ -64,6 +65,11 @@ const buildOptions: Record<string, OptionSpec> = {
     description: 'local OCI store (default $STELE_CACHE or ~/.cache/stele/oci)',
   },
   json: { type: 'boolean', description: 'print the results as JSON on stdout' },
+  descriptor: {
+    type: 'string',
+    placeholder: 'FILE',
+    description: "write the first package's index descriptor (digest, mediaType, size, refs) as JSON, for Nx",
+  },
   'sign-key': {
     type: 'string',
     placeholder: 'FILE',
@@ -144,12 +150,33 @@ async function runBuild(ctx: Context, push: boolean): Promise<number> {
   if (signer) opts.sign = signer;
   try {
     const results = await userErrors(() => buildPackages(dirs, opts));
+    if (values.descriptor) {
+      await writeJsonAtomic(
+        resolve(io.cwd, values.descriptor as string),
+        await describe(results, dirs[0], opts, remote),
+      );
+    }
     io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : summary(results));
     return 0;
   } finally {
     await remote?.close();
     await signer?.close();
   }
+}
+
+/** The descriptor of the package built from `dir`: its index, from the store or else the registry. */
+async function describe(
+  results: PackageResult[],
+  dir: string | undefined,
+  opts: BuildOptions,
+  remote: ReturnType<typeof registryRemote> | undefined,
+): Promise<BuildDescriptor> {
+  const r = results.find((x) => x.dir === dir) ?? results[0];
+  if (!r) throw new UserError('--descriptor: nothing was built');
+  const local = await opts.store.resolve(r.fullRef).catch(() => undefined);
+  const desc = local ?? (await remote?.resolve(r.fullRef));
+  if (!desc) throw new UserError(`--descriptor: ${r.ref} is neither in the store nor in the registry`);
+  return { digest: desc.digest, mediaType: desc.mediaType, size: desc.size, refs: [r.fullRef, ...r.pushed] };
 }
 
 const build: Command = {
