@@ -92,6 +92,21 @@ describe('stele pkg', () => {
     expect(d).toEqual({ digest: stored.digest, mediaType: stored.mediaType, size: stored.size, refs: [r.fullRef] });
   }, 60_000);
 
+  it('sbom prints the SPDX 2.3 document made at build time, from the store', async () => {
+    const tree = sh(['rev-parse', 'HEAD:pkg/hello']);
+    const ref = `${org}/hello:${tree}`;
+    const json = await stele('pkg', 'sbom', '--no-registry', '--platform', 'linux/arm64', ref);
+    expect(json.code, json.err).toBe(0);
+    const doc = JSON.parse(json.out);
+    expect(doc).toMatchObject({ spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT' });
+    // The image itself is the described package; the one plain file it holds is listed with its hash.
+    const described = doc.relationships.find((r: { relationshipType: string }) => r.relationshipType === 'DESCRIBES');
+    expect(doc.packages.map((p: { SPDXID: string }) => p.SPDXID)).toContain(described.relatedSpdxElement);
+    expect(JSON.stringify(doc.files ?? [])).toContain('msg');
+    const missing = await stele('pkg', 'sbom', '--no-registry', `${org}/nothere:1`);
+    expect(missing.code).toBe(1);
+  });
+
   it('an unchanged package makes no engine call at all', async () => {
     const io = { ...fakeIo({ ...env(), DOCKER_HOST: 'unix:///nonexistent/docker.sock' }), cwd: root };
     const code = await main(['pkg', 'build', '--org', org, '--no-registry', '--json', 'pkg/hello'], io);

@@ -22,6 +22,7 @@ import {
   qualify,
 } from './package.ts';
 import type { Remote, Signer } from './remote.ts';
+import { ensureImageSbom, pushSbom } from './sbom-artifact.ts';
 
 /** A failure worth one clear message (no stack): bad input, failed step, refused push. */
 export class PkgError extends Error {
@@ -47,6 +48,8 @@ export interface BuildOptions {
   push?: boolean;
   /** Signs pushed indexes (and per-arch images) when a key is configured. */
   sign?: Signer;
+  /** Generate an SPDX SBOM per built image, store it next to it and push it with it (default true). */
+  sbom?: boolean;
   /** Override of build.yml `org` (LinuxKit's --org). */
   org?: string;
   /** Where to look for the packages a Dockerfile builds FROM (default: the git top level). */
@@ -84,6 +87,8 @@ export interface PackageResult {
   /** Pushed references (per-arch tags and the index). */
   pushed: string[];
   signed: string[];
+  /** Pushed SBOM artifacts (`<repo>:sha256-<hex>.sbom`, one per pushed per-arch image). */
+  sboms?: string[];
 }
 
 interface Node {
@@ -376,6 +381,7 @@ export async function buildPackages(dirs: string[], opts: BuildOptions): Promise
         );
       }
       await opts.store.tag(archTag(pkg.fullRef, arch), imported.descriptor);
+      if (opts.sbom !== false) await sbomFor(pkg, arch, imported.descriptor, opts.store, log);
       const seconds = (Date.now() - t0) / 1000;
       result.arches.push({ arch, status: 'built', digest: imported.descriptor.digest, seconds });
       log(`${pkg.ref}: ${arch}: built ${imported.descriptor.digest.slice(0, 19)} in ${seconds.toFixed(1)} s`);
@@ -393,7 +399,7 @@ export async function buildPackages(dirs: string[], opts: BuildOptions): Promise
         log(`${node.pkg.ref}: dirty, not pushed`);
         continue;
       }
-      await pushPackage(node.pkg, result, opts.store, opts.remote, opts.sign, log);
+      await pushPackage(node.pkg, result, opts.store, opts.remote, opts.sign, log, opts.sbom !== false);
     }
   }
   return results;
@@ -455,6 +461,18 @@ async function writeLocalIndex(store: Store, pkg: Package): Promise<Descriptor |
   return descriptor;
 }
 
+const repositoryOf = (pkg: Package) => pkg.fullRef.slice(0, pkg.fullRef.length - pkg.tag.length - 1);
+
+/** The image's SBOM in the store (generated unless it is there); an SBOM failure fails the build. */
+async function sbomFor(pkg: Package, arch: string, image: Descriptor, store: Store, log: (l: string) => void) {
+  try {
+    const made = await ensureImageSbom(store, image, { name: repositoryOf(pkg), version: pkg.tag });
+    if (made) log(`${pkg.ref}: ${arch}: sbom ${made.packages} packages, ${made.files} files`);
+  } catch (err) {
+    throw new PkgError(`${pkg.ref}: ${arch}: SBOM: ${describeError(err)} (build with --no-sbom to skip it)`);
+  }
+}
+
 /**
  * An index over every `<tag>-<arch>` the registry has for the package's arches, pushed as
  * `<tag>` (LinuxKit's `pkg manifest`). Returns undefined when the registry has none.
@@ -496,6 +514,7 @@ async function pushPackage(
   remote: Remote,
   sign: Signer | undefined,
   log: (l: string) => void,
+  sbom = true,
 ): Promise<void> {
   for (const a of result.arches) {
     if (a.status !== 'built' && a.status !== 'cached') continue;
@@ -509,6 +528,11 @@ async function pushPackage(
       log(`${pkg.ref}: pushed ${pkg.tag}-${a.arch}`);
     }
     result.pushed.push(name);
+    if (sbom) {
+      await sbomFor(pkg, a.arch, desc, store, log);
+      const ref = await pushSbom(store, remote, desc, repositoryOf(pkg));
+      if (ref) result.sboms = [...(result.sboms ?? []), ref];
+    }
   }
   const index = await pushIndexFromRegistry(pkg, remote, log);
   if (!index) return;

@@ -9,4 +9,8 @@ export { defaultStoreDir, loadPrivateKey, Store } from './oci.ts';
 export * from './package.ts';
 export * from './registry-remote.ts';
 export * from './remote.ts';
+export * from './sbom.ts';
+export * from './sbom-artifact.ts';
+export * from './sbom-merge.ts';
+export * from './sbom-rootfs.ts';
 export * from './tag.ts';

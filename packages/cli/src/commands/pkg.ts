@@ -1,12 +1,24 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
+  type Descriptor,
+  hostPlatform,
+  parseManifest,
+  parsePlatform,
+  parseReference,
+  RegistryClient,
+  type Source,
+  selectPlatform,
+} from '@stele/oci';
+import {
   type BuildOptions,
   buildPackages,
   cosignSigner,
   defaultStoreDir,
   dockerEngine,
   EngineUnavailableError,
+  type FoundSbom,
+  findSbom,
   GitError,
   gitCli,
   loadPackage,
@@ -18,13 +30,14 @@ import {
   pushIndexFromRegistry,
   qualify,
   registryRemote,
+  SbomError,
   Store,
   TagError,
 } from '@stele/pkg';
 import { type Command, type Context, type OptionSpec, UsageError, UserError } from '../cli.ts';
 import { type BuildDescriptor, writeJsonAtomic } from '../files.ts';
 
-const KNOWN_ERRORS = [PkgError, PackageError, EngineUnavailableError, TagError, GitError];
+const KNOWN_ERRORS = [PkgError, PackageError, EngineUnavailableError, TagError, GitError, SbomError];
 
 /** Library errors the user can act on become UserError (exit 1, no stack). */
 async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
@@ -59,6 +72,7 @@ const buildOptions: Record<string, OptionSpec> = {
   },
   force: { type: 'boolean', description: 'build even when the tag is in the store or the registry' },
   'no-registry': { type: 'boolean', description: 'do not ask the registry whether a tag exists (offline)' },
+  'no-sbom': { type: 'boolean', description: 'do not generate, store or push SPDX SBOMs of the built images' },
   store: {
     type: 'string',
     placeholder: 'DIR',
@@ -140,6 +154,7 @@ async function runBuild(ctx: Context, push: boolean): Promise<number> {
     ...(remote ? { remote } : {}),
     ...(values.platforms ? { arches: [values.platforms as string] } : {}),
     force: Boolean(values.force),
+    sbom: !values['no-sbom'],
     push: push || Boolean(values.push),
     ...(values.org ? { org: values.org as string } : {}),
     log: (l) => io.stderr.write(`${l}\n`),
@@ -260,6 +275,85 @@ const manifest: Command = {
   },
 };
 
+/** The single-platform image `ref` names in `src` (an index: the manifest for `platform`). */
+async function imageIn(src: Source, ref: string, platform: string | undefined): Promise<Descriptor> {
+  const desc = await src.resolve(ref);
+  const m = parseManifest(await src.fetchManifest(desc), desc.mediaType);
+  if (m.kind === 'manifest') return desc;
+  return selectPlatform(m.index, platform ? parsePlatform(platform) : hostPlatform());
+}
+
+const sbom: Command = {
+  name: 'sbom',
+  summary: "print the SPDX SBOM of a package image (made at build time), from the store or else the image's registry",
+  usage: '[--platform linux/ARCH] [--list] [--store DIR] [--no-registry] REF',
+  positionals: { min: 1, max: 1 },
+  examples: [
+    'stele pkg sbom 127.0.0.1:5000/stele/sshd:<tag>',
+    'stele pkg sbom --platform linux/arm64 --list linuxkit/init:<tag>',
+  ],
+  options: {
+    platform: {
+      type: 'string',
+      placeholder: 'PLATFORM',
+      description: 'which image of a multi-arch index (default: this machine, e.g. linux/amd64)',
+    },
+    list: { type: 'boolean', description: 'print one line per package (name, version, purl) instead of the JSON' },
+    store: buildOptions.store as OptionSpec,
+    'no-registry': { type: 'boolean', description: 'look in the local store only' },
+  },
+  async run({ io, values, positionals }) {
+    const input = positionals[0] as string;
+    let ref: string;
+    try {
+      ref = /^sha256:/.test(input) ? input : qualify(input);
+    } catch (err) {
+      throw new UsageError(`'${input}': ${(err as Error).message}`);
+    }
+    const platform = values.platform as string | undefined;
+    const store = await Store.open((values.store as string | undefined) ?? defaultStoreDir(io.env));
+    let found: FoundSbom | undefined;
+    let digest: string | undefined;
+    const where: string[] = [];
+    try {
+      const image = await imageIn(store, ref, platform);
+      digest = image.digest;
+      found = await userErrors(() => findSbom(store, image.digest));
+      where.push(`the store (image ${image.digest})`);
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      where.push(`the store (${(err as Error).message})`);
+    }
+    if (!found && !values['no-registry'] && !ref.startsWith('sha256:')) {
+      const r = parseReference(ref);
+      const client = new RegistryClient(r.registry, { env: io.env });
+      try {
+        const repo = client.repository(r.repository);
+        const image = await userErrors(() => imageIn(repo, r.digest ?? r.tag ?? 'latest', platform));
+        digest = image.digest;
+        found = await userErrors(() => findSbom(repo, image.digest));
+        where.push(`${r.registry}/${r.repository} (image ${image.digest})`);
+      } finally {
+        await client.close();
+      }
+    }
+    if (!found) {
+      throw new UserError(
+        `no SBOM for ${input}${digest ? ` (${digest})` : ''} in ${where.join(' or ')}: SBOMs are made by 'stele pkg build' (without --no-sbom)`,
+      );
+    }
+    if (values.list) {
+      for (const p of found.document.packages) {
+        const purl = p.externalRefs?.find((x) => x.referenceType === 'purl')?.referenceLocator ?? '';
+        io.stdout.write(`${p.name}\t${p.versionInfo ?? ''}\t${purl}\n`);
+      }
+    } else {
+      io.stdout.write(found.bytes);
+    }
+    return 0;
+  },
+};
+
 export const pkg: Command = {
   name: 'pkg',
   summary: 'build, push and tag LinuxKit-style packages (pkg/<name>/build.yml + Dockerfile)',
@@ -268,6 +362,7 @@ export const pkg: Command = {
     'stele pkg push pkg/sshd',
     'stele pkg show-tag pkg/sshd',
     'stele pkg manifest pkg/sshd',
+    'stele pkg sbom 127.0.0.1:5000/stele/sshd:<tag>',
   ],
-  subcommands: [build, push, showTag, manifest],
+  subcommands: [build, push, showTag, manifest, sbom],
 };
