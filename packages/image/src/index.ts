@@ -22,3 +22,17 @@ export {
 } from './formats/index.ts';
 export { gptLayout, guidBytes, guidFromHash, writeMbr } from './formats/partition.ts';
 export { HostToolError, type HostTools, type RunOptions, type RunResult, spawnHostTools } from './hosttools.ts';
+export {
+  BUILD_FORMATS,
+  BuildError,
+  type BuildEvent,
+  type BuildImageOptions,
+  type BuildImageResult,
+  buildImage,
+  type LockFile,
+  lockPathOf,
+  manifestRefs,
+  type PlanSummary,
+  type ResolvedImage,
+  writeJsonAtomic,
+} from './pipeline/index.ts';
