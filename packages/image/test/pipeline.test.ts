@@ -113,6 +113,15 @@ describe('stele build: tar output', () => {
     // Rule: the latest layer's content wins.
     const motd = execFileSync('tar', ['-xOf', join(out, 'base.tar'), 'etc/motd'], { encoding: 'utf8' });
     expect(motd).toBe('new motd\n');
+    // Stele: /sbom.spdx.json merges every image's SBOM; the OS image CONTAINS each package image.
+    const sbom = JSON.parse(
+      execFileSync('tar', ['-xOf', join(out, 'base.tar'), 'sbom.spdx.json'], { encoding: 'utf8' }),
+    );
+    expect(sbom.spdxVersion).toBe('SPDX-2.3');
+    const names2 = sbom.packages.map((p: { name: string }) => p.name);
+    for (const repo of ['test/kernel', 'test/init', 'test/hello', 'test/web']) {
+      expect(names2).toContain(`docker.io/${repo}`);
+    }
     // Rule: hard links stay hard links to their target.
     expect(listing.find((l) => l.includes(' bin/sh '))).toMatch(/^h.* bin\/sh link to bin\/busybox$/);
   });

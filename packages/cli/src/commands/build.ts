@@ -64,6 +64,7 @@ export const build: Command = {
       description: 'cosign public key: every image must carry a valid signature by it',
     },
     'pkg-org': { type: 'string', placeholder: 'ORG', description: "org for @pkg: templates instead of build.yml's" },
+    'no-sbom': { type: 'boolean', description: "do not write /sbom.spdx.json (the images' SBOMs merged)" },
     descriptor: { type: 'string', placeholder: 'FILE', description: 'write the build descriptor as JSON (for Nx)' },
     json: { type: 'boolean', description: 'print the result as JSON; progress as JSON lines on stderr' },
   },
@@ -86,6 +87,7 @@ export const build: Command = {
         dryRun: Boolean(values['dry-run']),
         ...(values['verify-key'] ? { verifyKey: resolve(io.cwd, values['verify-key'] as string) } : {}),
         ...(values['pkg-org'] ? { pkgOrg: values['pkg-org'] as string } : {}),
+        sbom: !values['no-sbom'],
         onEvent: progress(io, json),
       });
     } catch (err) {

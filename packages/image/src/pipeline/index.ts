@@ -2,7 +2,7 @@
 // every requested output format. Phases report progress through `onEvent`; outputs land
 // atomically (formats do their own temp + rename; the tar and the initrd go through temp names
 // here), so a failed build leaves nothing half-written behind.
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatError, type OsManifest, parseImageRef, parseOsManifest } from '@stele/manifest';
 import { type Platform, type RegistryOptions, type Store, verifyImage } from '@stele/oci';
+import { loadOrGenerateSbom, mergeSbomsToBytes } from '@stele/pkg';
 import { pack } from 'tar-stream';
 import type { OsManifest as AssemblyManifest } from '../assemble/index.ts';
 import { planLayout } from '../assemble/index.ts';
@@ -42,7 +43,7 @@ export { type LockFile, manifestRefs, type ResolvedImage } from './resolve.ts';
 export const BUILD_FORMATS = ['tar', ...Object.keys(FORMATS)] as const;
 
 export type BuildEvent =
-  | { type: 'phase'; phase: 'parse' | 'resolve' | 'verify' | 'unpack' | 'assemble' | 'format'; detail: string }
+  | { type: 'phase'; phase: 'parse' | 'resolve' | 'verify' | 'unpack' | 'sbom' | 'assemble' | 'format'; detail: string }
   | { type: 'resolve'; ref: string; from: 'store' | 'registry'; digest: string }
   | { type: 'output'; format: string; files: string[] };
 
@@ -60,6 +61,8 @@ export interface BuildImageOptions {
   dryRun?: boolean;
   /** PEM public key: every image must carry a valid signature made with it. */
   verifyKey?: string;
+  /** Write /sbom.spdx.json (the images' SBOMs merged); default true. */
+  sbom?: boolean;
   /** Overrides build.yml's org when expanding `@pkg:` templates. */
   pkgOrg?: string;
   registry?: (host: string) => RegistryOptions;
@@ -238,6 +241,46 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       if (!u) throw new BuildError(`image ${ref} was not resolved`);
       return u;
     };
+
+    // /sbom.spdx.json: the package images' SBOMs (made at `stele pkg build`, or now from their
+    // layers) merged into one document for the OS image.
+    if (opts.sbom !== false && resolved.length) {
+      emit({ type: 'phase', phase: 'sbom', detail: `${resolved.length} images` });
+      const docs = [];
+      for (const r of resolved) {
+        const ref = parseImageRef(r.ref);
+        const subject = ref.ok
+          ? { name: `${ref.ref.registry}/${ref.ref.repository}`, version: ref.ref.tag ?? r.top.digest }
+          : { name: r.ref, version: r.top.digest };
+        try {
+          docs.push(
+            (await loadOrGenerateSbom([opts.store], r.manifest, subject, { created: new Date(mtime * 1000) })).document,
+          );
+        } catch (err) {
+          throw new BuildError(`sbom: ${r.ref}: ${(err as Error).message}`);
+        }
+      }
+      const lockHash = createHash('sha256').update(JSON.stringify(lock)).digest('hex');
+      const data = mergeSbomsToBytes(docs, {
+        name,
+        namespace: `https://stele.invalid/spdx/os/${name}/sha256-${lockHash}`,
+        created: new Date(mtime * 1000),
+      });
+      const origin = { source: 'stele.sbom', location: 'sbom' };
+      layout.steps.push({
+        kind: 'entry',
+        entry: {
+          path: 'sbom.spdx.json',
+          type: 'file',
+          mode: 0o444,
+          uid: 0,
+          gid: 0,
+          mtime,
+          source: { kind: 'bytes', data },
+          origin,
+        },
+      });
+    }
 
     emit({ type: 'phase', phase: 'assemble', detail: `${layout.steps.length} steps` });
     await mkdir(outDir, { recursive: true });
