@@ -231,21 +231,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       }
     }
 
-    emit({ type: 'phase', phase: 'unpack', detail: `${resolved.length} images` });
-    const unpacked = new Map<string, UnpackedImage>();
-    for (const [i, r] of resolved.entries()) {
-      unpacked.set(r.ref, await unpackLayers(opts.store, r.layers, join(spoolRoot, String(i)), r.ref));
-    }
-    const image = (ref: string) => {
-      const u = unpacked.get(ref);
-      if (!u) throw new BuildError(`image ${ref} was not resolved`);
-      return u;
-    };
-
     // /sbom.spdx.json: the package images' SBOMs (made at `stele pkg build`, or now from their
     // layers) merged into one document for the OS image.
-    if (opts.sbom !== false && resolved.length) {
-      emit({ type: 'phase', phase: 'sbom', detail: `${resolved.length} images` });
+    const sbomEntry = async (): Promise<void> => {
+      if (opts.sbom === false || !resolved.length) return;
       const docs = [];
       for (const r of resolved) {
         const ref = parseImageRef(r.ref);
@@ -280,7 +269,26 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
           origin,
         },
       });
-    }
+    };
+
+    emit({
+      type: 'phase',
+      phase: 'unpack',
+      detail: `${resolved.length} images${opts.sbom === false ? '' : ', SBOMs'}`,
+    });
+    const unpacked = new Map<string, UnpackedImage>();
+    const unpackAll = async () => {
+      for (const [i, r] of resolved.entries()) {
+        unpacked.set(r.ref, await unpackLayers(opts.store, r.layers, join(spoolRoot, String(i)), r.ref));
+      }
+    };
+    // Both read the layers; gunzip runs on libuv's threads, so they overlap on two cores.
+    await Promise.all([unpackAll(), sbomEntry()]);
+    const image = (ref: string) => {
+      const u = unpacked.get(ref);
+      if (!u) throw new BuildError(`image ${ref} was not resolved`);
+      return u;
+    };
 
     emit({ type: 'phase', phase: 'assemble', detail: `${layout.steps.length} steps` });
     await mkdir(outDir, { recursive: true });
