@@ -261,7 +261,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
         entry: {
           path: 'sbom.spdx.json',
           type: 'file',
-          mode: 0o444,
+          mode: 0o644, // as LinuxKit's SbomGenerator
           uid: 0,
           gid: 0,
           mtime,

@@ -11,6 +11,7 @@ import {
   formatPlatform,
   formatReference,
   type ImageManifest,
+  isIndexType,
   type Platform,
   parseManifest,
   parseReference,
@@ -132,7 +133,19 @@ export class Registries {
 export async function resolveImage(ref: string, opts: ResolveOptions, registries: Registries): Promise<ResolvedImage> {
   const r = qualified(ref);
   const name = formatReference(r);
-  const inStore = async () => opts.store.resolve(r.digest ?? name).catch(() => undefined);
+  // In the store only if it also holds the manifest for this platform: an index fetched for
+  // another arch brought only that arch's manifest along.
+  const inStore = async () => {
+    const d = await opts.store.resolve(r.digest ?? name).catch(() => undefined);
+    if (!d || !isIndexType(d.mediaType)) return d;
+    try {
+      const idx = parseManifest(await opts.store.fetchManifest(d), d.mediaType);
+      if (idx.kind !== 'index') return d;
+      return (await opts.store.hasManifest(selectPlatform(idx.index, opts.platform))) ? d : undefined;
+    } catch {
+      return d; // no such platform: reported below, with the image named
+    }
+  };
   let top = opts.pull ? undefined : await inStore();
   let from: 'store' | 'registry' = 'store';
   if (!top) {

@@ -132,10 +132,11 @@ export async function unpackLayers(
           ...(type === 'char' || type === 'block' ? { devmajor: h.devmajor ?? 0, devminor: h.devminor ?? 0 } : {}),
         };
         // A later entry for the same path replaces the earlier one (and moves to the end);
-        // a directory over a directory keeps what is below it.
+        // a directory over a directory keeps what is below it and its place, so it still comes
+        // before its children (Docker layers repeat every parent directory; the kernel's
+        // initramfs unpacker creates no missing parents).
         const before = held.get(path);
         if (before && !(before.file.type === 'dir' && type === 'dir')) drop(path);
-        else held.delete(path);
         if (type !== 'file') {
           held.set(path, { file, layer: li });
           return skip();
