@@ -1,18 +1,5 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-
-/** Writes JSON to a temp file beside `path`, then renames it into place: never half a file. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
+// The one atomic JSON writer lives with the image pipeline; the CLI uses it for descriptors.
+export { writeJsonAtomic } from '@stele/image';
 
 /**
  * The build descriptor Nx caches for a target (see packages/nx-plugin/src/descriptor.ts): what
