@@ -34,6 +34,14 @@ describe('stele build', () => {
     expect(names.trim().split('\n')).toEqual(expect.arrayContaining(['etc/motd', 'etc/issue']));
   });
 
+  it('--format takes a comma-separated list too', async () => {
+    const r = await stele('build', '--format', 'tar,floppy', '--dir', 'list', 'files.yml');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/unknown format 'floppy'/);
+    const ok = await stele('build', '--format', 'tar,tar', '--dir', 'list', 'files.yml');
+    expect(ok.code, ok.err).toBe(0);
+  });
+
   it('--dry-run --json prints the plan and writes nothing', async () => {
     const r = await stele('build', '--dry-run', '--json', '--dir', 'dry', 'files.yml');
     expect(r.code, r.err).toBe(0);

@@ -77,7 +77,8 @@ export const build: Command = {
       result = await buildImage({
         manifest,
         store,
-        formats: (values.format as string[] | undefined) ?? [],
+        // Repeatable, and each may list several: --format iso-efi,qcow2-bios (as Nx passes them).
+        formats: ((values.format as string[] | undefined) ?? []).flatMap((f) => f.split(',').filter(Boolean)),
         ...(values.name ? { name: values.name as string } : {}),
         dir: resolve(io.cwd, (values.dir as string | undefined) ?? '.'),
         ...(values.arch ? { arch: values.arch as string } : {}),
