@@ -24,16 +24,28 @@ runtime_lines() { # DIR JQ-FILTER
 }
 
 prepare_filesystem() { # DIR
-	local dir=$1 type src dest opts c
-	runtime_lines "$dir" '.mounts[]? | [.type // "none", .source // "none", .destination, ((.options // []) | join(","))] | join("\u001f")' |
+	local dir=$1 type src dest opts c o data prop
+	runtime_lines "$dir" '.mounts[]? | [.type // "", .source // "", .destination, ((.options // []) | join(","))] | join("\u001f")' |
 		while IFS=$US read -r type src dest opts; do
 			case $dest in /*) ;; *) dest=$dir/rootfs/$dest ;; esac
 			mkdir -p "$dest"
-			# overlay upper and work dirs must exist too
+			# Propagation options become mount --make-*; overlay upper and work dirs must exist.
+			data= prop=
 			for o in $(echo "$opts" | tr ',' ' '); do
-				case $o in upperdir=* | workdir=*) mkdir -p "${o#*=}" ;; esac
+				case $o in
+				shared | rshared | private | rprivate | slave | rslave | unbindable | runbindable) prop="$prop $o" ;;
+				upperdir=* | workdir=*) mkdir -p "${o#*=}" && data=${data:+$data,}$o ;;
+				*) data=${data:+$data,}$o ;;
+				esac
 			done
-			mount -t "$type" ${opts:+-o "$opts"} "$src" "$dest" || return 1
+			if [ -z "$type" ] && [ -z "$src" ]; then
+				# No file system, only flags for what is mounted there already, e.g. LinuxKit's
+				# {"destination": ".../tmp", "options": ["remount", "private"]}.
+				[ -z "$data" ] || mount -o "$data" "$dest" || return 1
+			else
+				mount -t "${type:-none}" ${data:+-o "$data"} "${src:-none}" "$dest" || return 1
+			fi
+			for o in $prop; do mount --make-"$o" "$dest" || return 1; done
 		done || return 1
 	for d in $(runtime_lines "$dir" '.mkdir[]?'); do
 		case $d in /*) mkdir -p "$d" ;; *) mkdir -p "$dir/rootfs/$d" ;; esac
@@ -44,7 +56,7 @@ prepare_filesystem() { # DIR
 }
 
 needs_pid_before_start() { # DIR
-	[ -f "$1/runtime.json" ] && jq -e '((.interfaces // []) | length) + ((.bindNS // {}) | length) > 0' "$1/runtime.json" >/dev/null
+	[ -f "$1/runtime.json" ] && jq -e '((.interfaces // []) | length) + ([(.bindNS // {})[] | select(. != "")] | length) > 0' "$1/runtime.json" >/dev/null
 }
 
 prepare_process() { # DIR PID

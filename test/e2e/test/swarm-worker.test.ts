@@ -1,0 +1,369 @@
+// Issue 6, end to end: every package in pkg/ builds, pushes and is signed against the harness's
+// dockerd and registry; a re-run of `stele pkg build` needs no engine; the Swarm worker OS
+// (fleets/swarm-worker/os.yml) built from those packages boots in qemu and answers over ssh.
+//
+// Peers: a registry (docker-registry), a dockerd whose docker.io mirror is that registry (the
+// Debian base from tools/debian-base.sh is pushed there as library/debian:bookworm-slim), qemu.
+// The CLI runs in-process (main(argv, io)), against a store of its own in a temp dir.
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { type Io, main, root } from '@stele/cli';
+import {
+  bootQemu,
+  type Dockerd,
+  freePort,
+  type QemuHandle,
+  type Registry,
+  runCommand,
+  startDockerd,
+  startRegistry,
+  tail,
+} from '@stele/test-peers';
+import { Client, utils as sshUtils } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const MANIFEST = join(REPO, 'fleets/swarm-worker/os.yml');
+/** Every package of the repo's pkg/ (a directory with a build.yml). */
+const PACKAGES = readdirSync(join(REPO, 'pkg'), { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(join(REPO, 'pkg', d.name, 'build.yml')))
+  .map((d) => d.name)
+  .sort();
+const KEY_PASSWORD = 'e2e-passphrase';
+const DEAD_ENGINE = 'unix:///nonexistent/stele-e2e/docker.sock';
+const STELE_BIN = join(REPO, 'packages/cli/bin/stele.js');
+
+let registry: Registry | undefined;
+let dockerd: Dockerd | undefined;
+let vm: QemuHandle | undefined;
+let work: string;
+let org: string;
+/** name → `REGISTRY/stele/name:tag`, filled by the build test. */
+const pushed = new Map<string, string>();
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+  ms: number;
+}
+
+/** The CLI's environment: the test's store, home, key passphrase and engine. */
+function steleEnv(): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: work,
+    STELE_CACHE: join(work, 'store'),
+    COSIGN_PASSWORD: KEY_PASSWORD,
+    ...(dockerd ? { DOCKER_HOST: `unix://${dockerd.socketPath}` } : {}),
+  };
+}
+
+/** `stele ARGV` in-process, with the test's store, key passphrase and engine. */
+async function stele(argv: string[], env: Record<string, string> = {}): Promise<Run> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => {
+    out += c.toString('utf8');
+  });
+  stderr.on('data', (c: Buffer) => {
+    err += c.toString('utf8');
+  });
+  const io: Io = {
+    stdout,
+    stderr,
+    cwd: REPO,
+    env: { ...steleEnv(), ...env },
+  };
+  const t0 = performance.now();
+  const code = await main(argv, io);
+  return { code, out, err, ms: performance.now() - t0 };
+}
+
+function skopeo(args: string[]): Promise<string> {
+  return new Promise((ok, fail) => {
+    execFile('skopeo', args, { timeout: 60_000, env: { ...process.env, HOME: work } }, (e, stdout, stderr) =>
+      e ? fail(new Error(`skopeo ${args.join(' ')}: ${e.message}\n${stderr}`)) : ok(stdout),
+    );
+  });
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'stele-e2e-swarm-'));
+  registry = await startRegistry();
+  dockerd = await startDockerd({ registryMirror: registry.url, insecureRegistries: [registry.host] });
+  org = `${registry.host}/stele`;
+  // The Debian base (debootstrap once, cached under .stele-tools/), as debian:bookworm-slim.
+  await runCommand(join(REPO, 'tools/debian-base.sh'), ['load', registry.host, dockerd.socketPath], {
+    timeoutMs: 600_000,
+  });
+  const key = await stele(['key', 'generate', '--output-prefix', join(work, 'cosign')]);
+  expect(key.code, key.err).toBe(0);
+}, 900_000);
+
+afterAll(async () => {
+  const results = await Promise.allSettled([vm?.stop(), dockerd?.stop(), registry?.stop()]);
+  if (work) rmSync(work, { recursive: true, force: true });
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length) throw new Error(failed.map((f) => String(f.reason)).join('\n'));
+}, 120_000);
+
+describe('the Swarm worker packages and OS, end to end', () => {
+  it('every package in pkg/ builds, pushes a multi-arch index and is signed; stele verify accepts it', async () => {
+    expect(PACKAGES).toEqual(
+      expect.arrayContaining(['dhcpcd', 'docker', 'init', 'kernel', 'metadata', 'runc', 'sshd', 'swarm-join']),
+    );
+    const build = await stele([
+      'pkg',
+      'build',
+      '--push',
+      '--sign-key',
+      join(work, 'cosign.key'),
+      '--org',
+      org,
+      '--json',
+      ...PACKAGES.map((p) => `pkg/${p}`),
+    ]);
+    console.log(`stele pkg build --push of ${PACKAGES.length} packages: ${(build.ms / 1000).toFixed(1)} s`);
+    expect(build.code, tail(build.err, 60)).toBe(0);
+    const results = JSON.parse(build.out) as {
+      dir: string;
+      ref: string;
+      fullRef: string;
+      arches: { arch: string; status: string; seconds?: number }[];
+      pushed: string[];
+      signed: string[];
+    }[];
+    for (const name of PACKAGES) {
+      const r = results.find((x) => x.dir === join(REPO, 'pkg', name));
+      expect(r, `no result for pkg/${name}`).toBeDefined();
+      if (!r) continue;
+      expect(r.ref.startsWith(`${org}/${name}:`), r.ref).toBe(true);
+      expect(r.arches.map((a) => [a.arch, a.status])).toEqual([['amd64', 'built']]);
+      expect(r.pushed).toContain(r.ref);
+      expect(r.signed).toEqual([r.ref]);
+      pushed.set(name, r.ref);
+      console.log(`  ${r.ref}: built in ${r.arches[0]?.seconds?.toFixed(1)} s`);
+    }
+
+    const pub = join(work, 'cosign.pub');
+    for (const [name, ref] of pushed) {
+      // An independent reader of the registry: skopeo sees an image index naming its arches.
+      const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])) as {
+        mediaType?: string;
+        manifests?: { digest: string; platform?: { architecture?: string; os?: string } }[];
+      };
+      expect(raw.mediaType, name).toBe('application/vnd.oci.image.index.v1+json');
+      expect(raw.manifests?.map((m) => `${m.platform?.os}/${m.platform?.architecture}`)).toEqual(['linux/amd64']);
+
+      const verify = await stele(['verify', ref, '--key', pub, '--json']);
+      expect(verify.code, `${ref}: ${verify.err}`).toBe(0);
+      const reports = JSON.parse(verify.out) as { digest: string; verified: unknown[] }[];
+      // The index and its one manifest, each with a valid signature.
+      expect(reports.map((r) => r.digest).sort()).toEqual(
+        [...(raw.manifests ?? []).map((m) => m.digest), await indexDigest(ref)].sort(),
+      );
+      for (const rep of reports) expect(rep.verified.length, `${ref} ${rep.digest}`).toBeGreaterThanOrEqual(1);
+    }
+
+    // The check can fail: a key that signed nothing is refused.
+    const other = await stele(['key', 'generate', '--output-prefix', join(work, 'other')]);
+    expect(other.code, other.err).toBe(0);
+    const refused = await stele(['verify', pushed.get('sshd') as string, '--key', join(work, 'other.pub')]);
+    expect(refused.code).not.toBe(0);
+  });
+
+  it('re-running stele pkg build on an unchanged package makes no engine call and takes < 1 s', async () => {
+    const ref = pushed.get('sshd');
+    expect(ref, 'the build test pushed pkg/sshd').toBeDefined();
+    // No engine: any call to it would fail with "cannot reach a Docker Engine".
+    const again = await stele(['pkg', 'build', '--org', org, '--json', 'pkg/sshd'], { DOCKER_HOST: DEAD_ENGINE });
+    console.log(`re-run of stele pkg build pkg/sshd without an engine: ${again.ms.toFixed(0)} ms`);
+    expect(again.code, again.err).toBe(0);
+    const [r] = JSON.parse(again.out) as { ref: string; arches: { arch: string; status: string }[] }[];
+    expect(r?.ref).toBe(ref);
+    expect(r?.arches).toEqual([expect.objectContaining({ arch: 'amd64', status: 'cached' })]);
+    expect(again.ms).toBeLessThan(1000);
+
+    // The same as a process, as a user runs it (node + tsx start-up included): recorded, and it
+    // too must not touch the engine.
+    const t0 = performance.now();
+    const proc = await runCommand(process.execPath, [STELE_BIN, 'pkg', 'build', '--org', org, '--json', 'pkg/sshd'], {
+      cwd: REPO,
+      env: { ...steleEnv(), DOCKER_HOST: DEAD_ENGINE },
+      timeoutMs: 60_000,
+    });
+    console.log(`the same as a process (node ${STELE_BIN}): ${(performance.now() - t0).toFixed(0)} ms`);
+    expect(JSON.parse(proc.stdout)[0].arches).toEqual([expect.objectContaining({ status: 'cached' })]);
+  });
+
+  it.skipIf(!buildCommand())(
+    'stele build of fleets/swarm-worker/os.yml boots in qemu; docker info answers over ssh',
+    async () => {
+      expect(pushed.size, 'the build test pushed every package').toBe(PACKAGES.length);
+      const out = join(work, 'os');
+      // The fleet's manifest with its @pkg: templates, expanded against the registry's org; every
+      // image must carry a valid signature by the key the packages were signed with.
+      const built = await stele([
+        'build',
+        '--format',
+        'kernel+initrd',
+        '--dir',
+        out,
+        '--name',
+        'swarm-worker',
+        '--pkg-org',
+        org,
+        '--verify-key',
+        join(work, 'cosign.pub'),
+        '--json',
+        manifestCopy(),
+      ]);
+      console.log(`stele build (kernel+initrd): ${(built.ms / 1000).toFixed(1)} s`);
+      expect(built.code, tail(built.err, 40)).toBe(0);
+      const result = JSON.parse(built.out) as {
+        plan: { images: { ref: string }[] };
+        outputs: { format: string; files: string[] }[];
+      };
+      // The images are the packages just pushed, with the tags of this commit.
+      expect(result.plan.images.map((i) => i.ref).sort()).toEqual([...pushed.values()].sort());
+      const files = result.outputs.find((o) => o.format === 'kernel+initrd')?.files ?? [];
+      const file = (suffix: string) => {
+        const f = files.find((x) => x.endsWith(suffix));
+        expect(f, `${suffix} in ${files.join(', ')}`).toBeDefined();
+        return f as string;
+      };
+      const kernel = file('-kernel');
+      const initrd = file('-initrd.img');
+      const cmdline = readFileSync(file('-cmdline'), 'utf8').trim();
+
+      const keys = sshUtils.generateKeyPairSync('ed25519', { comment: 'stele-e2e' });
+      const userdata = {
+        hostname: { content: 'e2e-worker' },
+        ssh: { entries: { authorized_keys: { perm: '0600', content: `${keys.public}\n` } } },
+      };
+      const port = await freePort();
+      vm = await bootQemu({
+        kernel,
+        initrd,
+        append: `${cmdline} panic=-1 stele.userdata=${Buffer.from(JSON.stringify(userdata)).toString('base64')}`,
+        memoryMb: 2560,
+        hostForwards: [{ hostPort: port, guestPort: 22 }],
+        keepRunning: true,
+        name: 'swarm-worker',
+      });
+      const t0 = Date.now();
+      try {
+        const ssh = await connectSsh(port, keys.private, 300_000);
+        console.log(`ssh answered ${((Date.now() - t0) / 1000).toFixed(0)} s after qemu started`);
+        try {
+          expect((await exec(ssh, 'hostname')).stdout.trim()).toBe('e2e-worker');
+          // The docker service may still be starting: ask until the engine answers.
+          const deadline = Date.now() + 240_000;
+          let last: ExecResult = { code: -1, stdout: '', stderr: '' };
+          while (Date.now() < deadline) {
+            last = await exec(ssh, "docker info --format '{{.ServerVersion}}'");
+            if (last.code === 0 && last.stdout.trim()) break;
+            await new Promise((r) => setTimeout(r, 3_000));
+          }
+          console.log(`docker info answered ${((Date.now() - t0) / 1000).toFixed(0)} s after qemu started`);
+          expect(last.code, `docker info: ${last.stderr}\n--- console ---\n${tail(vm.log(), 60)}`).toBe(0);
+          expect(last.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+        } finally {
+          ssh.end();
+        }
+      } catch (err) {
+        (err as Error).message += `\n--- console (tail) ---\n${tail(vm.log(), 80)}`;
+        throw err;
+      } finally {
+        await vm.stop();
+      }
+    },
+  );
+});
+
+/** The `stele build` command, if this CLI has one (it is being written alongside). */
+function buildCommand() {
+  return root.subcommands?.find((c) => c.name === 'build');
+}
+
+/**
+ * A copy of the fleet's manifest in the temp dir (`stele build` writes its lock file beside the
+ * manifest, and the repo is not ours to write), its `@pkg:` paths made absolute.
+ */
+function manifestCopy(): string {
+  const text = readFileSync(MANIFEST, 'utf8');
+  const copy = text.replace(
+    /@pkg:(\.\.\/\.\.\/pkg\/[a-z0-9-]+)/g,
+    (_m, rel: string) => `@pkg:${resolve(dirname(MANIFEST), rel)}`,
+  );
+  expect(copy).toContain(`@pkg:${REPO}/pkg/kernel`);
+  const file = join(work, 'swarm-worker.yml');
+  writeFileSync(file, copy);
+  return file;
+}
+
+async function indexDigest(ref: string): Promise<string> {
+  const out = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+  const { createHash } = await import('node:crypto');
+  return `sha256:${createHash('sha256').update(out).digest('hex')}`;
+}
+
+interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Connects as root with the key, retrying until sshd in the guest answers. */
+async function connectSsh(port: number, privateKey: string, timeoutMs: number): Promise<Client> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await new Promise<Client>((ok, fail) => {
+        const c = new Client();
+        c.once('ready', () => ok(c));
+        // 'on', not 'once': a connection torn down mid-handshake may report more than one error.
+        c.on('error', (e) => {
+          c.end();
+          fail(e);
+        });
+        c.connect({ host: '127.0.0.1', port, username: 'root', privateKey, readyTimeout: 20_000 });
+      });
+    } catch (err) {
+      lastErr = err;
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+  throw new Error(`ssh to 127.0.0.1:${port} not ready after ${timeoutMs} ms: ${(lastErr as Error)?.message}`);
+}
+
+function exec(c: Client, command: string): Promise<ExecResult> {
+  return new Promise((ok, fail) => {
+    c.exec(command, (err, stream) => {
+      if (err) return fail(err);
+      let stdout = '';
+      let stderr = '';
+      let code = -1;
+      stream.on('data', (d: Buffer) => {
+        stdout += d.toString('utf8');
+      });
+      stream.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString('utf8');
+      });
+      stream.on('exit', (c: number | null) => {
+        code = c ?? -1;
+      });
+      stream.on('close', () => ok({ code, stdout, stderr }));
+    });
+  });
+}
