@@ -20,4 +20,5 @@ printf 'services:\n  - name: sshd\n    image: linuxkit/sshd:abc\n    readonly: "
 if stele validate "$broken/os.yml"; then echo "demo: the broken manifest was accepted" >&2; exit 1; fi
 
 echo
-echo "== not yet available: package builds, OS image assembly, fleet rollouts (see README: Status)"
+echo "== 3. packages → signed images → Swarm worker OS → qemu → docker info over ssh (takes a few minutes)"
+pnpm exec tsx tools/demo.ts
