@@ -89,12 +89,11 @@ describe('pkg build with a real Docker Engine', () => {
     expect(baseConfig.config.Labels['org.opencontainers.image.revision']).toBe(repo.sh(['rev-parse', 'HEAD']));
   }, 120_000);
 
-  it('re-running on unchanged packages makes no engine call and takes under a second', async () => {
+  it('re-running on unchanged packages makes no engine call (timing: bench/pkg-rebuild.ts)', async () => {
     const t0 = performance.now();
     const results = await buildPackages([dir('app')], { git, store, engine: noEngine, org, log });
     const ms = performance.now() - t0;
     console.log(`unchanged re-run of base+app: ${ms.toFixed(0)} ms`);
-    expect(ms).toBeLessThan(1000);
     expect(results.flatMap((r) => r.arches.map((a) => a.status))).toEqual(['cached', 'cached', 'cached', 'cached']);
   });
 

@@ -181,7 +181,7 @@ describe('the Swarm worker packages and OS, end to end', () => {
     expect(refused.code).not.toBe(0);
   });
 
-  it('re-running stele pkg build on an unchanged package makes no engine call and takes < 1 s', async () => {
+  it('re-running stele pkg build on an unchanged package makes no engine call (timing: bench/pkg-rebuild.ts)', async () => {
     const ref = pushed.get('sshd');
     expect(ref, 'the build test pushed pkg/sshd').toBeDefined();
     // No engine: any call to it would fail with "cannot reach a Docker Engine".
@@ -191,7 +191,6 @@ describe('the Swarm worker packages and OS, end to end', () => {
     const [r] = JSON.parse(again.out) as { ref: string; arches: { arch: string; status: string }[] }[];
     expect(r?.ref).toBe(ref);
     expect(r?.arches).toEqual([expect.objectContaining({ arch: 'amd64', status: 'cached' })]);
-    expect(again.ms).toBeLessThan(1000);
 
     // The same as a process, as a user runs it (node + tsx start-up included): recorded, and it
     // too must not touch the engine.
