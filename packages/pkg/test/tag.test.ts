@@ -1,43 +1,26 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gitCli } from '../src/git.ts';
 import { applyTagTemplate, packageTag, parseExtraSource } from '../src/tag.ts';
+import { gitRepo } from './fixtures.ts';
 
 const git = gitCli();
 let repo: string;
+let fixture: ReturnType<typeof gitRepo>;
 
-function sh(args: string[], cwd = repo): string {
-  return execFileSync('git', args, {
-    cwd,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@t',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@t',
-    },
-  }).trim();
-}
-function write(path: string, text: string) {
-  mkdirSync(join(repo, path, '..'), { recursive: true });
-  writeFileSync(join(repo, path), text);
-}
-function commitAll() {
-  sh(['add', '-A']);
-  sh(['commit', '-qm', 'c', '--allow-empty']);
-}
+const sh = (args: string[]): string => fixture.sh(args);
+const write = (path: string, text: string) => fixture.write(path, text);
+const commitAll = () => fixture.commit();
 const treeOf = (path: string) => sh(['rev-parse', `HEAD:${path}`]);
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 beforeEach(() => {
-  repo = mkdtempSync(join(tmpdir(), 'stele-tag-'));
-  sh(['init', '-q', '-b', 'main']);
+  fixture = gitRepo('stele-tag-');
+  repo = fixture.root;
   write('pkg/sshd/build.yml', 'image: sshd\n');
   write('pkg/sshd/Dockerfile', 'FROM scratch\nCOPY etc /etc\n');
   write('pkg/sshd/etc/motd', 'hello\n');
