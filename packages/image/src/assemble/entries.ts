@@ -19,8 +19,9 @@ export interface EntryOrigin {
   location: string;
 }
 
-export interface LayoutEntry {
-  /** Relative path, no leading or trailing slash. */
+/** One filesystem entry: what an image's merged filesystem holds, and what the initrd gets. */
+export interface ImageFile {
+  /** Relative path, no leading './' or '/', no trailing slash. */
   path: string;
   type: EntryType;
   /** Permission bits (including setuid/setgid/sticky), without the file type. */
@@ -33,6 +34,9 @@ export interface LayoutEntry {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+}
+
+export interface LayoutEntry extends ImageFile {
   /** Contents of a `file`; absent means empty. */
   source?: EntrySource;
   origin: EntryOrigin;

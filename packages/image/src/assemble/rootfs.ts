@@ -2,21 +2,10 @@
 // list of entries in archive order (what unpacking the layers and applying whiteouts yields) and
 // return concrete layout entries, following LinuxKit's ImageTar and kernel filter rules.
 
-import type { EntryOrigin, EntryType, LayoutEntry, LayoutStep } from './entries.ts';
+import type { EntryOrigin, EntryType, ImageFile, LayoutEntry, LayoutStep } from './entries.ts';
 
-/** One entry of an image's merged filesystem. */
-export interface ImageFile {
-  /** Relative path without leading './' or '/' and without a trailing '/'. */
-  path: string;
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-}
+/** One entry of an image's merged filesystem (same shape as a layout entry, without source). */
+export type { ImageFile } from './entries.ts';
 
 type ImageTreeStep = Extract<LayoutStep, { kind: 'imageTree' }>;
 type KernelStep = Extract<LayoutStep, { kind: 'kernel' }>;
