@@ -1,9 +1,10 @@
 // The oci commands end to end: a real registry on loopback, skopeo reading what they write.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { unpackedLayer } from '@stele/image';
 import { exportArchive, MediaType, Store, sha256 } from '@stele/oci';
 import { type Registry, startRegistry } from '@stele/test-peers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +29,26 @@ async function stele(args: string[], env: NodeJS.ProcessEnv = {}) {
   io.cwd = dir;
   const code = await main(args, io);
   return { code, out: io.out(), err: io.err() };
+}
+
+/** A tar holding one file (ustar, written here). */
+function tarOfOneFile(name: string, text: string): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${text.length.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('0', 156);
+  header.write('ustar\u000000', 257);
+  header.fill(' ', 148, 156);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const body = Buffer.alloc(Math.ceil(text.length / 512) * 512);
+  body.write(text);
+  return Buffer.concat([header, body, Buffer.alloc(1024)]);
 }
 
 /** A one-layer image written into a store and exported as an OCI archive. */
@@ -131,6 +152,41 @@ describe('stele cache / push / pull / key / sign / verify', () => {
     expect((await stele(['cache', 'rm', ref, ...cacheB])).err).toMatch(/not in the store/);
     expect(JSON.parse((await stele(['cache', 'gc', '--json', ...cacheB])).out).kept).toBe(3);
   }, 120_000);
+
+  it('cache gc also removes the unpacked copies of the layers it deletes', async () => {
+    const cacheDir = join(dir, 'gc-store');
+    const store = await Store.open(cacheDir);
+    const layer = Buffer.from(tarOfOneFile('hello', 'world'));
+    const kept = await store.writeBlob(layer);
+    const gone = await store.writeBlob(Buffer.from(tarOfOneFile('bye', 'gone soon')));
+    const d = { mediaType: MediaType.OciLayer };
+    await unpackedLayer(store, { ...d, ...kept });
+    await unpackedLayer(store, { ...d, ...gone });
+    // Only `kept` is used by a stored image; both blobs are older than gc's grace period.
+    const cfg = await store.writeBlob(Buffer.from('{"architecture":"amd64","os":"linux"}'));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, ...cfg },
+        layers: [{ ...d, ...kept }],
+      }),
+    );
+    await store.pushManifest(
+      { mediaType: MediaType.OciManifest, digest: sha256(manifest), size: manifest.length },
+      manifest,
+      ['docker.io/test/gc:1'],
+    );
+    const old = new Date(Date.now() - 3 * 3_600_000);
+    for (const b of [kept, gone, cfg]) utimesSync(store.blobPath(b.digest), old, old);
+    const dry = JSON.parse((await stele(['cache', 'gc', '--dry-run', '--json', '--cache', cacheDir])).out);
+    expect(dry.unpacked.removed).toEqual([gone.digest]);
+    expect(readdirSync(join(cacheDir, 'unpacked', 'sha256'))).toHaveLength(4);
+    const res = await stele(['cache', 'gc', '--cache', cacheDir]);
+    expect(res.out).toMatch(/^removed 1 blobs .*; 1 unpacked layers/);
+    const left = readdirSync(join(cacheDir, 'unpacked', 'sha256')).sort();
+    expect(left).toEqual([`${kept.digest.slice(7)}.json`, `${kept.digest.slice(7)}.tar`]);
+  });
 
   it('reports clear errors', async () => {
     expect((await stele(['pull', 'UPPER/case'])).code).toBe(2);

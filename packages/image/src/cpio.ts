@@ -17,14 +17,12 @@
 // regular file is written with nlink 2. (Extraction sets the true link count; the field is only a
 // pairing hint.) `hardLinks: 'symlink'` instead writes relative symlinks, as LinuxKit does.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
-import { createGzip, type Gzip } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
 import { sourceDateEpoch } from './formats/epoch.ts';
+import { ParallelGzip } from './pgzip.ts';
 
 export interface WriteInitrdOptions {
   /** Seconds since the epoch for every entry; default $SOURCE_DATE_EPOCH or 2017-04-18T16:30Z. */
@@ -137,17 +135,193 @@ export function normaliseName(raw: string): string {
   return name;
 }
 
-/** A writable that awaits backpressure. */
-async function put(w: Gzip, chunk: Buffer): Promise<void> {
-  if (chunk.length === 0) return;
-  if (!w.write(chunk)) await new Promise<void>((resolve) => w.once('drain', resolve));
+/** One entry as the initrd writer takes it (a tar header, types named as in tarfmt.ts). */
+export interface InitrdEntry {
+  name: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
 }
 
-async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(c);
-  return Buffer.concat(parts);
+type Capture = 'kernel' | 'cmdline' | 'ucode';
+
+/**
+ * Writes a gzip'd newc initrd at `out` entry by entry (`begin`, `data`…, `end`), atomically: a
+ * temp file in the same directory, renamed by `finish`, removed by `abort`.
+ */
+export class InitrdWriter {
+  private readonly mtime: number;
+  private readonly splitBoot: boolean;
+  private readonly hardLinks: 'link' | 'symlink';
+  private readonly inodes = new Map<string, { ino: number; mode: number }>();
+  private nextIno = 1;
+  private readonly result: InitrdResult = { entries: 0, bytes: 0 };
+  private current: { name: string; size: number; seen: number; skip: boolean; capture?: Capture } | undefined;
+  private captured: Buffer[] = [];
+  private readonly gzip: ParallelGzip;
+
+  private constructor(
+    private readonly out: string,
+    private readonly tmp: string,
+    private readonly fh: FileHandle,
+    opts: WriteInitrdOptions,
+  ) {
+    this.mtime = sourceDateEpoch(opts.sourceDateEpoch);
+    this.splitBoot = opts.splitBoot ?? true;
+    this.hardLinks = opts.hardLinks ?? 'link';
+    this.gzip = new ParallelGzip(fh, opts.level ?? 6);
+  }
+
+  static async open(out: string, opts: WriteInitrdOptions = {}): Promise<InitrdWriter> {
+    const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    return new InitrdWriter(out, tmp, await open(tmp, 'wx'), opts);
+  }
+
+  private put(chunk: Buffer): Promise<void> | undefined {
+    return this.gzip.write(chunk);
+  }
+
+  begin(h: InitrdEntry): Promise<void> | undefined {
+    const name = normaliseName(h.name);
+    this.current = { name, size: h.type === 'file' ? h.size : 0, seen: 0, skip: true };
+    if (name === '') return;
+    if (this.splitBoot && (name === 'boot' || name.startsWith('boot/'))) {
+      const capture: Capture | undefined =
+        name === 'boot/kernel'
+          ? 'kernel'
+          : name === 'boot/cmdline'
+            ? 'cmdline'
+            : name === 'boot/ucode.cpio'
+              ? 'ucode'
+              : undefined;
+      if (capture) {
+        this.current.capture = capture;
+        this.captured = [];
+      }
+      return;
+    }
+    this.current.skip = false;
+    const perm = h.mode & 0o7777;
+    const base = { uid: h.uid, gid: h.gid, mtime: this.mtime, rdevmajor: 0, rdevminor: 0, name };
+    const header = (mode: number, nlink: number, filesize: number, ino = this.nextIno++) => {
+      this.inodes.set(name, { ino, mode });
+      return newcHeader({ ...base, ino, mode, nlink, filesize });
+    };
+    this.result.entries++;
+    switch (h.type) {
+      case 'file': {
+        if (h.size > MAX32) throw new InitrdError(`file of ${h.size} bytes is too big for newc (4 GiB limit)`, name);
+        return this.put(header(S_IFREG | perm, this.hardLinks === 'link' ? 2 : 1, h.size));
+      }
+      case 'dir':
+        return this.put(header(S_IFDIR | perm, 2, 0));
+      case 'symlink': {
+        const target = Buffer.from(h.linkname, 'utf8');
+        return this.put(
+          Buffer.concat([header(S_IFLNK | (perm || 0o777), 1, target.length), target, pad4(target.length)]),
+        );
+      }
+      case 'hardlink': {
+        const targetName = normaliseName(h.linkname);
+        const target = this.inodes.get(targetName);
+        if (!target) {
+          throw new InitrdError(`hard link to ${JSON.stringify(h.linkname)}, which is not earlier in the tar`, name);
+        }
+        if (this.hardLinks === 'link') {
+          if ((target.mode & 0o170000) !== S_IFREG) {
+            throw new InitrdError(`hard link to ${targetName}, which is not a regular file`, name);
+          }
+          return this.put(header(target.mode, 2, 0, target.ino));
+        }
+        const rel = Buffer.from(posix.relative(posix.dirname(name), targetName), 'utf8');
+        return this.put(Buffer.concat([header(S_IFLNK | 0o777, 1, rel.length), rel, pad4(rel.length)]));
+      }
+      case 'char':
+      case 'block':
+        return this.put(
+          newcHeader({
+            ...base,
+            ino: this.nextIno++,
+            mode: (h.type === 'char' ? S_IFCHR : S_IFBLK) | perm,
+            nlink: 1,
+            filesize: 0,
+            rdevmajor: h.devmajor,
+            rdevminor: h.devminor,
+          }),
+        );
+      case 'fifo':
+        return this.put(header(S_IFIFO | perm, 1, 0));
+      default:
+        throw new InitrdError('this tar entry type cannot be put in an initrd', name);
+    }
+  }
+
+  data(chunk: Buffer): Promise<void> | undefined {
+    const c = this.current;
+    if (!c) throw new InitrdError('contents outside an entry');
+    c.seen += chunk.length;
+    if (c.capture) {
+      this.captured.push(chunk);
+      return;
+    }
+    if (c.skip) return;
+    return this.put(chunk);
+  }
+
+  end(): Promise<void> | undefined {
+    const c = this.current;
+    if (!c) return;
+    this.current = undefined;
+    if (c.capture) {
+      const data = Buffer.concat(this.captured);
+      this.captured = [];
+      if (c.capture === 'kernel') this.result.kernel = data;
+      else if (c.capture === 'cmdline') this.result.cmdline = data.toString('utf8');
+      else this.result.ucode = data;
+      return;
+    }
+    if (c.skip) return;
+    if (c.seen !== c.size) throw new InitrdError(`tar said ${c.size} bytes, got ${c.seen}`, c.name);
+    return this.put(pad4(c.size));
+  }
+
+  /** Writes the trailer, closes the file and renames it into place. */
+  async finish(): Promise<InitrdResult> {
+    try {
+      await this.put(newcTrailer());
+      await this.gzip.end();
+      await this.fh.close();
+      this.result.bytes = this.gzip.written;
+      await rename(this.tmp, this.out);
+      return this.result;
+    } catch (err) {
+      await this.abort();
+      throw new InitrdError(`could not write initrd ${this.out}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stops and removes the temp file. */
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+    await unlink(this.tmp).catch(() => undefined);
+  }
 }
+
+const TAR_STREAM_TYPES: Record<string, InitrdEntry['type']> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  directory: 'dir',
+  symlink: 'symlink',
+  link: 'hardlink',
+  'character-device': 'char',
+  'block-device': 'block',
+  fifo: 'fifo',
+};
 
 /**
  * Converts a tar stream to a gzip'd newc initrd at `out`, written atomically (a temp file in the
@@ -158,40 +332,9 @@ export async function writeInitrd(
   out: string,
   opts: WriteInitrdOptions = {},
 ): Promise<InitrdResult> {
-  const mtime = sourceDateEpoch(opts.sourceDateEpoch);
-  const splitBoot = opts.splitBoot ?? true;
-  const hardLinks = opts.hardLinks ?? 'link';
-  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-
-  const gzip = createGzip({ level: opts.level ?? 6 });
-  const file: WriteStream = createWriteStream(tmp, { flags: 'wx' });
-  let first = true;
-  let bytes = 0;
-  const fileDone = new Promise<void>((resolve, reject) => {
-    file.once('error', reject);
-    gzip.once('error', reject);
-    file.once('finish', resolve);
-  });
-  gzip.on('data', (chunk: Buffer) => {
-    // Byte 9 of the gzip header is the OS; pin it to Unix so every platform writes the same bytes.
-    if (first && chunk.length > 9) {
-      chunk[9] = 3;
-      first = false;
-    }
-    bytes += chunk.length;
-    if (!file.write(chunk)) {
-      gzip.pause();
-      file.once('drain', () => gzip.resume());
-    }
-  });
-  gzip.once('end', () => file.end());
-
-  const result: InitrdResult = { entries: 0, bytes: 0 };
-  const inodes = new Map<string, { ino: number; mode: number }>();
-  let nextIno = 1;
+  const writer = await InitrdWriter.open(out, opts);
   const extract = tarExtract();
   const source = (tarStream as Readable).pipe ? (tarStream as Readable) : null;
-
   try {
     const feeding = (async () => {
       if (source) {
@@ -207,118 +350,33 @@ export async function writeInitrd(
         }
       }
     })();
-
     for await (const entry of extract) {
       const h = entry.header;
-      const name = normaliseName(h.name);
-      if (name === '') {
-        entry.resume();
-        continue;
+      const type = TAR_STREAM_TYPES[h.type ?? 'file'];
+      if (!type) {
+        throw new InitrdError(`tar entry type ${JSON.stringify(h.type)} cannot be put in an initrd`, h.name);
       }
-      if (splitBoot && (name === 'boot' || name.startsWith('boot/'))) {
-        if (name === 'boot/kernel') result.kernel = await readAll(entry as AsyncIterable<Buffer>);
-        else if (name === 'boot/cmdline')
-          result.cmdline = (await readAll(entry as AsyncIterable<Buffer>)).toString('utf8');
-        else if (name === 'boot/ucode.cpio') result.ucode = await readAll(entry as AsyncIterable<Buffer>);
-        else entry.resume();
-        continue;
-      }
-      const perm = (h.mode ?? 0) & 0o7777;
-      const base = {
+      await writer.begin({
+        name: h.name,
+        type,
+        mode: h.mode ?? 0,
         uid: h.uid ?? 0,
         gid: h.gid ?? 0,
-        mtime,
-        rdevmajor: 0,
-        rdevminor: 0,
-        name,
-      };
-      const header = (mode: number, nlink: number, filesize: number, ino = nextIno++) => {
-        inodes.set(name, { ino, mode });
-        return newcHeader({ ...base, ino, mode, nlink, filesize });
-      };
-      switch (h.type) {
-        case 'file':
-        case 'contiguous-file': {
-          const size = h.size ?? 0;
-          if (size > MAX32) throw new InitrdError(`file of ${size} bytes is too big for newc (4 GiB limit)`, name);
-          await put(gzip, header(S_IFREG | perm, hardLinks === 'link' ? 2 : 1, size));
-          let seen = 0;
-          for await (const chunk of entry as AsyncIterable<Buffer>) {
-            seen += chunk.length;
-            await put(gzip, chunk);
-          }
-          if (seen !== size) throw new InitrdError(`tar said ${size} bytes, got ${seen}`, name);
-          await put(gzip, pad4(size));
-          break;
-        }
-        case 'directory':
-          await put(gzip, header(S_IFDIR | perm, 2, 0));
-          entry.resume();
-          break;
-        case 'symlink': {
-          const target = Buffer.from(h.linkname ?? '', 'utf8');
-          await put(gzip, header(S_IFLNK | (perm || 0o777), 1, target.length));
-          await put(gzip, Buffer.concat([target, pad4(target.length)]));
-          entry.resume();
-          break;
-        }
-        case 'link': {
-          const targetName = normaliseName(h.linkname ?? '');
-          const target = inodes.get(targetName);
-          if (!target)
-            throw new InitrdError(`hard link to ${JSON.stringify(h.linkname)}, which is not earlier in the tar`, name);
-          if (hardLinks === 'link') {
-            if ((target.mode & 0o170000) !== S_IFREG) {
-              throw new InitrdError(`hard link to ${targetName}, which is not a regular file`, name);
-            }
-            await put(gzip, header(target.mode, 2, 0, target.ino));
-          } else {
-            const rel = posix.relative(posix.dirname(name), targetName);
-            const bytesOfRel = Buffer.from(rel, 'utf8');
-            await put(gzip, header(S_IFLNK | 0o777, 1, bytesOfRel.length));
-            await put(gzip, Buffer.concat([bytesOfRel, pad4(bytesOfRel.length)]));
-          }
-          entry.resume();
-          break;
-        }
-        case 'character-device':
-        case 'block-device':
-          await put(
-            gzip,
-            newcHeader({
-              ...base,
-              ino: nextIno++,
-              mode: (h.type === 'character-device' ? S_IFCHR : S_IFBLK) | perm,
-              nlink: 1,
-              filesize: 0,
-              rdevmajor: h.devmajor ?? 0,
-              rdevminor: h.devminor ?? 0,
-            }),
-          );
-          entry.resume();
-          break;
-        case 'fifo':
-          await put(gzip, header(S_IFIFO | perm, 1, 0));
-          entry.resume();
-          break;
-        default:
-          throw new InitrdError(`tar entry type ${JSON.stringify(h.type)} cannot be put in an initrd`, name);
+        size: type === 'file' ? (h.size ?? 0) : 0,
+        linkname: h.linkname ?? '',
+        devmajor: h.devmajor ?? 0,
+        devminor: h.devminor ?? 0,
+      });
+      for await (const chunk of entry as AsyncIterable<Buffer>) {
+        if (type === 'file') await writer.data(chunk);
       }
-      result.entries++;
+      await writer.end();
     }
     await feeding;
-    await put(gzip, newcTrailer());
-    gzip.end();
-    await fileDone;
-    result.bytes = bytes;
-    await rename(tmp, out);
-    return result;
+    return await writer.finish();
   } catch (err) {
     extract.destroy(undefined);
-    gzip.destroy();
-    file.destroy();
-    await finished(file).catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
+    await writer.abort();
     if (err instanceof InitrdError) throw err;
     throw new InitrdError(`could not write initrd ${out}: ${(err as Error).message}`);
   }

@@ -36,3 +36,4 @@ export {
   type ResolvedImage,
   writeJsonAtomic,
 } from './pipeline/index.ts';
+export { pruneUnpacked, unpackedDir, unpackedLayer } from './pipeline/layercache.ts';

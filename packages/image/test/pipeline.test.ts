@@ -214,3 +214,127 @@ describe('stele build: bad input fails cleanly, leaving nothing', () => {
     fails(`${BASE}trust:\n  org:\n    - test\n`, /must be signed: give the public key with --verify-key/));
   it('schema errors, with file:line:col', () => fails('services:\n  - name: x\n', /bad\.yml:2:5: .*image/));
 });
+
+describe('stele build: the layer cache', () => {
+  it('unpacks each layer once into the store; a damaged entry is made again, with the same output', async () => {
+    const cacheStore = await Store.open(join(work, 'cache-store'));
+    await putImage(cacheStore, 'docker.io/test/kernel:1', [
+      [
+        { path: 'kernel', data: 'K' },
+        { path: 'kernel.tar', data: await (await import('./pipeline-images.ts')).tarOf([{ path: 'lib/', dir: true }]) },
+      ],
+    ]);
+    await putImage(cacheStore, 'docker.io/test/init:1', [
+      [{ path: 'init', data: 'first layer init', mode: 0o755 }],
+      [
+        { path: 'etc/', dir: true },
+        { path: 'etc/issue', data: 'second layer' },
+      ],
+    ]);
+    const m = manifest('cached.yml', 'kernel:\n  image: test/kernel:1\n  cmdline: c\ninit:\n  - test/init:1\n');
+    const build = async (dir: string) => {
+      const r = await buildImage({
+        manifest: m,
+        store: cacheStore,
+        formats: ['tar'],
+        dir: join(work, dir),
+        offline: true,
+      });
+      return readFileSync(r.outputs[0]?.files[0] ?? '');
+    };
+    const first = await build('c1');
+    const unpacked = join(cacheStore.root, 'unpacked', 'sha256');
+    const tars = readdirSync(unpacked).filter((f) => f.endsWith('.tar'));
+    expect(tars).toHaveLength(3); // kernel's layer + init's two
+    expect(readdirSync(unpacked).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    // Damage one entry (as a crash or a full disk might): the size no longer matches its index.
+    const victim = join(unpacked, tars[0] ?? '');
+    writeFileSync(victim, readFileSync(victim).subarray(0, 700));
+    const second = await build('c2');
+    expect(second.equals(first)).toBe(true);
+    expect(readFileSync(victim).length).toBeGreaterThan(700);
+  });
+
+  it('refuses a layer whose contents do not match the diff_id in the image config', async () => {
+    const { imageBlobs } = await import('./build-images.ts');
+    const { sha256, MediaType } = await import('@stele/oci');
+    const bad = await Store.open(join(work, 'diffid-store'));
+    const img = await imageBlobs([[{ path: 'init', type: 'file', data: 'x' }]]);
+    const layer = img.blobs[0] as Buffer;
+    await bad.writeBlob(layer);
+    const cfg = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {},
+        rootfs: { type: 'layers', diff_ids: [`sha256:${'1'.repeat(64)}`] },
+      }),
+    );
+    await bad.writeBlob(cfg);
+    const man = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: sha256(cfg), size: cfg.length },
+        layers: [{ mediaType: MediaType.OciLayerGzip, digest: sha256(layer), size: layer.length }],
+      }),
+    );
+    await bad.pushManifest({ mediaType: MediaType.OciManifest, digest: sha256(man), size: man.length }, man, [
+      'docker.io/test/liar:1',
+    ]);
+    const out = join(work, 'liar-out');
+    const err = await buildImage({
+      manifest: manifest('liar.yml', 'init:\n  - test/liar:1\n'),
+      store: bad,
+      formats: ['tar'],
+      dir: out,
+      offline: true,
+      sbom: false,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as Error).message).toMatch(
+      /test\/liar:1: layer sha256:[0-9a-f]+: its contents hash to sha256:[0-9a-f]+, but the image config says sha256:1{64}/,
+    );
+    expect(readdirSync(join(bad.root, 'unpacked', 'sha256'))).toEqual([]);
+  });
+});
+
+describe('stele build: volumes with format: oci', () => {
+  it('puts the image in the volume as an OCI image layout whose blobs match their digests', async () => {
+    const text = `${BASE}volumes:\n  - name: images\n    image: test/web:1\n    format: oci\n`;
+    const m = manifest('ocivol.yml', text);
+    const out = join(work, 'ocivol');
+    await buildImage({ manifest: m, store, formats: ['tar'], dir: out, offline: true });
+    const x = join(work, 'ocivol-x');
+    execFileSync('mkdir', ['-p', x]);
+    execFileSync('tar', ['-xf', join(out, 'ocivol.tar'), '-C', x, 'containers/volumes/images']);
+    const lower = join(x, 'containers/volumes/images/lower');
+    const index = JSON.parse(readFileSync(join(lower, 'index.json'), 'utf8'));
+    const top = index.manifests[0];
+    expect(top.annotations['org.opencontainers.image.ref.name']).toBe('docker.io/test/web:1');
+    expect(top.digest).toBe((await store.resolve('docker.io/test/web:1')).digest);
+    const { sha256 } = await import('@stele/oci');
+    const blobs = readdirSync(join(lower, 'blobs', 'sha256'));
+    expect(blobs.length).toBe(3); // config, one layer, manifest
+    for (const b of blobs) expect(sha256(readFileSync(join(lower, 'blobs', 'sha256', b)))).toBe(`sha256:${b}`);
+    // The volume's mount points, and the lock pins the volume's image too.
+    const names = execFileSync('tar', ['-tf', join(out, 'ocivol.tar')], { encoding: 'utf8' }).split('\n');
+    expect(names).toEqual(
+      expect.arrayContaining(['containers/volumes/images/tmp/', 'containers/volumes/images/merged/']),
+    );
+    expect(JSON.parse(readFileSync(lockPathOf(m), 'utf8')).images['test/web:1'].digest).toBe(top.digest);
+  });
+
+  it('an unknown platform for the volume is an error naming the volume', async () => {
+    const text = `${BASE}volumes:\n  - name: images\n    image: test/web:1\n    format: oci\n    platforms: [linux/s390x]\n`;
+    const err = await buildImage({
+      manifest: manifest('ocivol-bad.yml', text),
+      store,
+      formats: ['tar'],
+      dir: join(work, 'ocivol-bad'),
+      offline: true,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as Error).message).toMatch(/test\/web:1.*linux\/amd64.*not linux\/s390x/);
+  });
+});

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import { decodeTrace, TraceRenderer } from './buildkit-trace.ts';
 import {
   BuildFailedError,
@@ -16,13 +16,13 @@ export const START_ENGINE_HINT =
   'start a Docker Engine (`sudo systemctl start docker`, or `sudo dockerd &`; Debian package docker.io), ' +
   'or point DOCKER_HOST at one that runs (e.g. DOCKER_HOST=unix:///path/to/docker.sock)';
 
-function clientFor(host: string): Dockerode {
-  if (host.startsWith('unix://')) return new Dockerode({ socketPath: host.slice('unix://'.length) });
-  if (host.startsWith('/')) return new Dockerode({ socketPath: host });
+function optionsFor(host: string): Dockerode.DockerOptions {
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  if (host.startsWith('/')) return { socketPath: host };
   const m = /^(tcp|http|https):\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/?$/.exec(host);
   if (!m) throw new Error(`unsupported Docker host '${host}' (want unix:///path or tcp://host:port)`);
   const protocol = m[1] === 'https' ? 'https' : 'http';
-  return new Dockerode({ host: m[2] as string, port: Number(m[3] ?? (protocol === 'https' ? 2376 : 2375)), protocol });
+  return { host: m[2] as string, port: Number(m[3] ?? (protocol === 'https' ? 2376 : 2375)), protocol };
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -62,7 +62,13 @@ interface StreamMessage {
  * the Engine API that honours `platform` (the classic one silently builds the host arch).
  */
 export function dockerEngine(host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST): Engine {
-  const docker = clientFor(host);
+  const options = optionsFor(host);
+  // dockerode is loaded on first use: commands that never reach an engine start faster.
+  let client: Promise<Dockerode> | undefined;
+  const docker = () => {
+    client ??= import('dockerode').then((m) => new m.default(options));
+    return client;
+  };
   let arch: Promise<string> | undefined;
 
   const unavailable = (err: unknown): never => {
@@ -80,24 +86,26 @@ export function dockerEngine(host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HO
 
     async ping() {
       try {
-        await docker.ping();
+        await (await docker()).ping();
       } catch (err) {
         unavailable(err);
       }
     },
 
     nativeArch() {
-      arch ??= docker.version().then(
-        (v) => normaliseArch(v.Arch),
-        (err) => unavailable(err),
-      );
+      arch ??= docker()
+        .then((d) => d.version())
+        .then(
+          (v) => normaliseArch(v.Arch),
+          (err) => unavailable(err),
+        );
       return arch;
     },
 
     async build(req: BuildRequest): Promise<BuildResult> {
       let stream: NodeJS.ReadableStream;
       try {
-        stream = await docker.buildImage(
+        stream = await (await docker()).buildImage(
           req.context as unknown as NodeJS.ReadableStream,
           {
             version: '2',
@@ -155,7 +163,7 @@ export function dockerEngine(host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HO
 
     async imageId(ref) {
       try {
-        return (await docker.getImage(ref).inspect()).Id;
+        return (await (await docker()).getImage(ref).inspect()).Id;
       } catch (err) {
         if (statusOf(err) === 404) return undefined;
         return unavailable(err);
@@ -166,19 +174,19 @@ export function dockerEngine(host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HO
       const colon = target.lastIndexOf(':');
       const slash = target.lastIndexOf('/');
       const [repo, tag] = colon > slash ? [target.slice(0, colon), target.slice(colon + 1)] : [target, 'latest'];
-      await docker.getImage(source).tag({ repo, tag });
+      await (await docker()).getImage(source).tag({ repo, tag });
     },
 
     async save(ref) {
       try {
-        return (await docker.getImage(ref).get()) as unknown as Readable;
+        return (await (await docker()).getImage(ref).get()) as unknown as Readable;
       } catch (err) {
         return unavailable(err);
       }
     },
 
     async load(archive) {
-      const stream = await docker.loadImage(archive as unknown as NodeJS.ReadableStream, { quiet: true });
+      const stream = await (await docker()).loadImage(archive as unknown as NodeJS.ReadableStream, { quiet: true });
       let error: string | undefined;
       await collect(stream, (line) => {
         try {

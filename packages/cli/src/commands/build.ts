@@ -44,7 +44,8 @@ export const build: Command = {
     cache: {
       type: 'string',
       placeholder: 'DIR',
-      description: 'local OCI store (default $STELE_CACHE or ~/.cache/stele/oci)',
+      description:
+        'local OCI store (default $STELE_CACHE or ~/.cache/stele/oci); layers are unpacked into its unpacked/ once',
     },
     arch: {
       type: 'string',

@@ -2,6 +2,7 @@
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pruneUnpacked } from '@stele/image';
 import {
   type CopyEvent,
   copy,
@@ -385,17 +386,21 @@ const cacheRm: Command = {
 
 const cacheGc: Command = {
   name: 'gc',
-  summary: 'delete blobs no stored image uses',
+  summary: 'delete blobs no stored image uses (and their unpacked copies)',
   usage: '[--dry-run] [--cache DIR]',
   examples: ['stele cache gc', 'stele cache gc --dry-run --json'],
   options: { 'dry-run': { type: 'boolean', description: 'only report what would go' }, ...CACHE, ...JSON_OPT },
   async run(ctx) {
     const store = await openStore(ctx);
-    const res = await store.gc({ dryRun: ctx.values['dry-run'] === true });
+    const dryRun = ctx.values['dry-run'] === true;
+    const res = await store.gc({ dryRun });
+    // Unpacked copies of the layers that went (stele build's layer cache) go too.
+    const unpacked = await pruneUnpacked(store, { dryRun, gone: new Set(res.removed) });
     ctx.io.stdout.write(
       ctx.values.json
-        ? `${JSON.stringify(res)}\n`
-        : `${ctx.values['dry-run'] ? 'would remove' : 'removed'} ${res.removed.length} blobs (${human(res.bytes)}), kept ${res.kept}\n`,
+        ? `${JSON.stringify({ ...res, unpacked })}\n`
+        : `${dryRun ? 'would remove' : 'removed'} ${res.removed.length} blobs (${human(res.bytes)}), kept ${res.kept}; ` +
+            `${unpacked.removed.length} unpacked layers (${human(unpacked.bytes)})\n`,
     );
     return 0;
   },

@@ -197,6 +197,8 @@ async function materialise(input: string | Uint8Array, path: string, what: strin
   return input;
 }
 
+const UNSEEDED: ReadonlySet<FormatName> = new Set(['kernel+initrd', 'tar-kernel-initrd']);
+
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 /**
@@ -234,7 +236,9 @@ export async function buildFormat(format: string, opts: BuildFormatOptions): Pro
       await pipeline(createReadStream(ucode), out, { end: false });
       await pipeline(createReadStream(initrdOnly), out);
     }
-    const seed = await seedOf(kernel, initrd, opts.cmdline, epoch);
+    // Only formats that make identifiers (disk GUIDs, serials, volume ids) need the seed; hashing
+    // the inputs is skipped for the plain copies.
+    const seed = UNSEEDED.has(format) ? Buffer.alloc(0) : await seedOf(kernel, initrd, opts.cmdline, epoch);
     const ctx = {
       name: opts.name,
       outDir,

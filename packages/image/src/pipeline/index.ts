@@ -3,24 +3,23 @@
 // atomically (formats do their own temp + rename; the tar and the initrd go through temp names
 // here), so a failed build leaves nothing half-written behind.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { formatError, type OsManifest, parseImageRef, parseOsManifest } from '@stele/manifest';
 import { type Platform, type RegistryOptions, type Store, verifyImage } from '@stele/oci';
-import { loadOrGenerateSbom, mergeSbomsToBytes } from '@stele/pkg';
-import { pack } from 'tar-stream';
+import { loadOrGenerateSbom, mergeSbomsToBytes, storeSbom } from '@stele/pkg';
 import type { OsManifest as AssemblyManifest } from '../assemble/index.ts';
 import { planLayout } from '../assemble/index.ts';
-import { writeInitrd } from '../cpio.ts';
+import { type InitrdResult, InitrdWriter } from '../cpio.ts';
 import { LINUXKIT_EPOCH, sourceDateEpoch } from '../formats/epoch.ts';
 import { buildFormat, FORMATS, isFormatName } from '../formats/index.ts';
 import { type HostTools, spawnHostTools } from '../hosttools.ts';
 import { tempBeside, writeJsonAtomic } from './atomic.ts';
 import { BuildError } from './errors.ts';
+import { unpackedLayer } from './layercache.ts';
+import { ociLayoutEntries } from './ocivolume.ts';
 import {
   expandTemplates,
   type LockFile,
@@ -29,12 +28,14 @@ import {
   manifestRefs,
   Registries,
   type ResolvedImage,
+  type ResolvedOciVolume,
   readLock,
   resolveImage,
+  resolveOciVolume,
   writeLock,
 } from './resolve.ts';
-import { writeLayoutTar } from './tar.ts';
-import { removeSpool, type UnpackedImage, unpackLayers } from './unpack.ts';
+import { type EntrySink, TarFileSink, writeLayout } from './tar.ts';
+import { type UnpackedImage, unpackImage } from './unpack.ts';
 
 export { BuildError } from './errors.ts';
 export { type LockFile, manifestRefs, type ResolvedImage } from './resolve.ts';
@@ -126,6 +127,14 @@ function resolveSourcePath(manifestDir: string, source: string): string {
   return resolve(manifestDir, source);
 }
 
+const ociKey = (image: string, platforms: string[]) => `${image}\0${platforms.join(',')}`;
+
+/** The image config's rootfs.diff_ids: the uncompressed layers' digests. */
+function diffIdsOf(r: ResolvedImage): string[] | undefined {
+  const ids = (r.config as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids;
+  return Array.isArray(ids) && ids.every((d) => typeof d === 'string') ? ids : undefined;
+}
+
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
   const emit = opts.onEvent ?? (() => {});
   const manifestPath = resolve(opts.manifest);
@@ -158,28 +167,41 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const registries = new Registries(opts.registry);
   const spoolRoot = await mkdtemp(join(tmpdir(), 'stele-build-'));
   try {
-    const refs = manifestRefs(manifest);
-    emit({ type: 'phase', phase: 'resolve', detail: `${refs.length} images for ${platform.os}/${arch}` });
+    // Volumes with `format: oci` carry their image as data (any platforms); everything else is
+    // resolved for the build's platform.
+    const isOci = (v: NonNullable<OsManifest['volumes']>[number]) => v.format === 'oci' && !!v.image;
+    const refs = manifestRefs({ ...manifest, volumes: (manifest.volumes ?? []).filter((v) => !isOci(v)) });
+    const ociVolumes = (manifest.volumes ?? []).flatMap((v, i) => (isOci(v) ? [{ v, i }] : []));
+    emit({
+      type: 'phase',
+      phase: 'resolve',
+      detail: `${refs.length + ociVolumes.length} images for ${platform.os}/${arch}`,
+    });
+    const resolveOpts = {
+      store: opts.store,
+      ...(opts.pull ? { pull: true } : {}),
+      ...(opts.offline ? { offline: true } : {}),
+      onEvent: emit,
+    };
     const resolved: ResolvedImage[] = [];
-    for (const ref of refs) {
-      resolved.push(
-        await resolveImage(
-          ref,
-          {
-            store: opts.store,
-            platform,
-            ...(opts.pull ? { pull: true } : {}),
-            ...(opts.offline ? { offline: true } : {}),
-            onEvent: emit,
-          },
-          registries,
-        ),
+    for (const ref of refs) resolved.push(await resolveImage(ref, { ...resolveOpts, platform }, registries));
+    const volumeImages = new Map<string, ResolvedOciVolume>();
+    for (const { v, i } of ociVolumes) {
+      const image = v.image ?? '';
+      volumeImages.set(
+        ociKey(image, v.platforms ?? []),
+        await resolveOciVolume(image, v.platforms ?? [], resolveOpts, registries, `volumes[${i}]`),
       );
     }
+    // What the lock pins and trust checks: every image, volumes' by their top digest.
+    const pinned = [
+      ...resolved,
+      ...[...volumeImages.values()].map((v) => ({ ref: v.ref, name: v.name, top: v.top, manifest: v.top })),
+    ];
     const byRef = new Map(resolved.map((r) => [r.ref, r]));
 
     const lockFile = lockPathOf(manifestPath);
-    const lock: LockFile = lockOf(resolved, platform);
+    const lock: LockFile = lockOf(pinned, platform);
     if (opts.frozen) {
       const existing = await readLock(lockFile);
       if (!existing) throw new BuildError(`--frozen: no lock file ${lockFile} (build once without --frozen)`);
@@ -188,7 +210,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     }
 
     // Trust: images the manifest names (or all, with a key) must carry a valid signature.
-    const needTrust = resolved.filter((r) => mustVerify(manifest, r.ref, key !== undefined));
+    const needTrust = pinned.filter((r) => mustVerify(manifest, r.ref, key !== undefined));
     if (needTrust.length) {
       if (!key) {
         throw new BuildError(
@@ -218,7 +240,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     const plan: PlanSummary = {
       manifest: manifestPath,
       platform: `${platform.os}/${arch}`,
-      images: resolved.map((r) => ({ ref: r.ref, name: r.name, digest: r.top.digest, manifest: r.manifest.digest })),
+      images: pinned.map((r) => ({ ref: r.ref, name: r.name, digest: r.top.digest, manifest: r.manifest.digest })),
       containers: layout.containers.map((c) => ({ section: c.section, name: c.name, image: c.image, dir: c.dir })),
       files: (manifest.files ?? []).map((f) => f.path ?? ''),
     };
@@ -242,9 +264,11 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
           ? { name: `${ref.ref.registry}/${ref.ref.repository}`, version: ref.ref.tag ?? r.top.digest }
           : { name: r.ref, version: r.top.digest };
         try {
-          docs.push(
-            (await loadOrGenerateSbom([opts.store], r.manifest, subject, { created: new Date(mtime * 1000) })).document,
-          );
+          const sbom = await loadOrGenerateSbom([opts.store], r.manifest, subject, { created: new Date(mtime * 1000) });
+          // Kept in the store like a package's own SBOM: the next build reads it instead of
+          // reading every layer again.
+          if (sbom.generated) await storeSbom(opts.store, r.manifest, sbom.document, subject.name);
+          docs.push(sbom.document);
         } catch (err) {
           throw new BuildError(`sbom: ${r.ref}: ${(err as Error).message}`);
         }
@@ -276,14 +300,34 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       phase: 'unpack',
       detail: `${resolved.length} images${opts.sbom === false ? '' : ', SBOMs'}`,
     });
-    const unpacked = new Map<string, UnpackedImage>();
-    const unpackAll = async () => {
-      for (const [i, r] of resolved.entries()) {
-        unpacked.set(r.ref, await unpackLayers(opts.store, r.layers, join(spoolRoot, String(i)), r.ref));
+    // Every layer is gunzipped once into the store's layer cache (two at a time: gunzip runs on
+    // libuv's threads); later builds read the files from there.
+    const layerJobs = new Map<string, { layer: (typeof resolved)[number]['layers'][number]; diffId?: string }>();
+    for (const r of resolved) {
+      for (const [i, layer] of r.layers.entries()) {
+        const diffId = diffIdsOf(r)?.[i];
+        if (!layerJobs.has(layer.digest)) layerJobs.set(layer.digest, { layer, ...(diffId ? { diffId } : {}) });
       }
+    }
+    const unpackAll = async () => {
+      const queue = [...layerJobs.values()];
+      const worker = async () => {
+        for (let job = queue.shift(); job; job = queue.shift()) {
+          try {
+            await unpackedLayer(opts.store, job.layer, job.diffId);
+          } catch (err) {
+            const owner = resolved.find((r) => r.layers.some((l) => l.digest === job?.layer.digest));
+            throw new BuildError(`${owner?.ref ?? 'image'}: ${(err as Error).message}`);
+          }
+        }
+      };
+      await Promise.all([worker(), worker()]);
     };
-    // Both read the layers; gunzip runs on libuv's threads, so they overlap on two cores.
     await Promise.all([unpackAll(), sbomEntry()]);
+    const unpacked = new Map<string, UnpackedImage>();
+    for (const r of resolved) {
+      unpacked.set(r.ref, await unpackImage(opts.store, r.layers, diffIdsOf(r), r.ref));
+    }
     const image = (ref: string) => {
       const u = unpacked.get(ref);
       if (!u) throw new BuildError(`image ${ref} was not resolved`);
@@ -294,37 +338,49 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     await mkdir(outDir, { recursive: true });
     const wantTar = formats.includes('tar');
     const diskFormats = formats.filter((f) => f !== 'tar');
-    const tar = pack();
-    const sinks: Promise<unknown>[] = [];
     const tarOut = join(outDir, `${name}.tar`);
     const tarTmp = tempBeside(tarOut);
     const initrdTmp = join(spoolRoot, 'initrd.img');
-    let initrd: Awaited<ReturnType<typeof writeInitrd>> | undefined;
-    if (wantTar) {
-      const copy = new PassThrough();
-      tar.pipe(copy);
-      sinks.push(pipeline(copy, createWriteStream(tarTmp)));
-    }
-    if (diskFormats.length) {
-      const copy = new PassThrough();
-      tar.pipe(copy);
-      sinks.push(
-        writeInitrd(copy, initrdTmp, { sourceDateEpoch: mtime }).then((r) => {
-          initrd = r;
-        }),
-      );
-    }
-    if (!sinks.length) tar.resume();
+    let initrd: InitrdResult | undefined;
     const outputs: BuildImageResult['outputs'] = [];
+    const tarFile = wantTar ? await open(tarTmp, 'wx') : undefined;
+    const tarSink = tarFile ? new TarFileSink(tarFile) : undefined;
+    const initrdWriter = diskFormats.length
+      ? await InitrdWriter.open(initrdTmp, { sourceDateEpoch: mtime })
+      : undefined;
+    const sinks: EntrySink[] = [];
+    if (tarSink) sinks.push(tarSink);
+    if (initrdWriter) {
+      sinks.push({
+        begin: (e) => initrdWriter.begin(e),
+        data: (c) => initrdWriter.data(c),
+        end: () => initrdWriter.end(),
+      });
+    }
     try {
-      await Promise.all([writeLayoutTar(tar, { steps: layout.steps, mtime, image }), ...sinks]);
-      if (wantTar) {
+      await writeLayout(sinks, {
+        steps: layout.steps,
+        mtime,
+        image,
+        ociLayout: (step) => {
+          const vol = volumeImages.get(ociKey(step.image, step.platforms));
+          if (!vol) throw new BuildError(`${step.origin.location}: image ${step.image} was not resolved`);
+          return ociLayoutEntries(opts.store, vol, step, mtime);
+        },
+      });
+      if (tarSink && tarFile) {
+        await tarSink.finish();
+        await tarFile.close();
         await rename(tarTmp, tarOut);
         outputs.push({ format: 'tar', files: [tarOut] });
         emit({ type: 'output', format: 'tar', files: [tarOut] });
       }
+      if (initrdWriter) initrd = await initrdWriter.finish();
     } catch (err) {
+      await tarFile?.close().catch(() => undefined);
       await rm(tarTmp, { force: true });
+      await rm(tarOut, { force: true });
+      await initrdWriter?.abort();
       throw err;
     }
     if (diskFormats.length) {
@@ -367,7 +423,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     return { plan, lockFile, outputs, digest, recordSize: record.length };
   } finally {
     await registries.close();
-    await removeSpool(spoolRoot);
+    await rm(spoolRoot, { recursive: true, force: true });
   }
 }
 

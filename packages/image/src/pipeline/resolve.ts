@@ -6,15 +6,20 @@ import { resolve as resolvePath } from 'node:path';
 import type { OsManifest } from '@stele/manifest';
 import { pkgTemplatePath } from '@stele/manifest';
 import {
+  type CopyResult,
   copy,
+  copyDescriptor,
   type Descriptor,
   formatPlatform,
   formatReference,
+  type ImageIndex,
   type ImageManifest,
   isIndexType,
+  isManifestType,
   type Platform,
   parseManifest,
   parseReference,
+  platformMatches,
   RegistryClient,
   type RegistryOptions,
   referenceTarget,
@@ -202,13 +207,198 @@ export async function resolveImage(ref: string, opts: ResolveOptions, registries
   return { ref, name, top, manifest: manifestDesc, layers: manifest.layers, config };
 }
 
+/** A `format: oci` volume's image: what its OCI image layout holds. */
+export interface ResolvedOciVolume {
+  /** The reference as the (template-expanded) manifest writes it. */
+  ref: string;
+  /** Fully qualified name: the store's name for it, and the layout's `ref.name` annotation. */
+  name: string;
+  /** What the name points at: an index or a single manifest. */
+  top: Descriptor;
+  /**
+   * The selected image manifests, as the index lists them (with their platform). For a single
+   * manifest: `top` itself, with the platform its config declares.
+   */
+  manifests: Descriptor[];
+}
+
+/** What the manifest schema accepts for `volumes[].platforms`: `os/arch[/variant]`. */
+const VOLUME_PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
+
+/**
+ * A volume's `platforms` list → platforms. `where` names the volume in errors (`volumes[2]`);
+ * without it the error names the image.
+ */
+export function parseVolumePlatforms(platforms: string[], ref: string, where?: string): Platform[] {
+  return platforms.map((s) => {
+    if (!VOLUME_PLATFORM.test(s)) {
+      const what = where ? `${where}.platforms` : `image ${ref}: volume platforms`;
+      throw new BuildError(`${what}: malformed platform '${s}' (want os/arch[/variant], e.g. linux/amd64)`);
+    }
+    const [os = '', architecture = '', variant] = s.split('/');
+    return variant ? { os, architecture, variant } : { os, architecture };
+  });
+}
+
+function offeredPlatforms(index: ImageIndex): string {
+  const all = index.manifests.filter((d) => isManifestType(d.mediaType) && d.platform);
+  const names = [...new Set(all.map((d) => formatPlatform(d.platform as Platform)))];
+  return names.length ? names.join(', ') : 'no platforms';
+}
+
+/**
+ * The image manifests of `index` a volume for `want` gets: all of them when `want` is empty,
+ * else those matching one of `want` (os and architecture; the variant when `want` gives one).
+ * Every wanted platform must match something.
+ */
+function selectVolumeManifests(ref: string, index: ImageIndex, want: Platform[]): Descriptor[] {
+  const images = index.manifests.filter((d) => isManifestType(d.mediaType));
+  if (!want.length) return images;
+  const missing = want.filter((p) => !images.some((d) => platformMatches(d.platform, p)));
+  if (missing.length) {
+    throw new BuildError(
+      `image ${ref} has no ${missing.map(formatPlatform).join(', ')} (it has: ${offeredPlatforms(index)})`,
+    );
+  }
+  return images.filter((d) => want.some((p) => platformMatches(d.platform, p)));
+}
+
+/** The platform a single manifest's config declares, if it declares one. */
+async function configPlatform(src: Source, manifest: ImageManifest): Promise<Platform | undefined> {
+  const cfg = await readJson<{ os?: unknown; architecture?: unknown; variant?: unknown }>(src, manifest.config);
+  if (typeof cfg.os !== 'string' || typeof cfg.architecture !== 'string' || !cfg.os || !cfg.architecture) {
+    return undefined;
+  }
+  return {
+    architecture: cfg.architecture,
+    os: cfg.os,
+    ...(typeof cfg.variant === 'string' && cfg.variant ? { variant: cfg.variant } : {}),
+  };
+}
+
+/**
+ * The selected manifests of `top` as `store` has it. Throws BuildError when a wanted platform is
+ * not there, a plain Error when the store lacks the top manifest (or a single image's config).
+ */
+async function volumeManifests(store: Store, ref: string, top: Descriptor, want: Platform[]): Promise<Descriptor[]> {
+  const parsed = parseManifest(await store.fetchManifest(top), top.mediaType);
+  if (parsed.kind === 'index') return selectVolumeManifests(ref, parsed.index, want);
+  const platform = await configPlatform(store, parsed.manifest);
+  const bad = want.filter((p) => !platformMatches(platform, p));
+  if (bad.length) {
+    throw new BuildError(
+      `image ${ref} is a single image for ${platform ? formatPlatform(platform) : 'an unnamed platform'}, not ${bad
+        .map(formatPlatform)
+        .join(', ')}`,
+    );
+  }
+  return [{ mediaType: top.mediaType, digest: top.digest, size: top.size, ...(platform ? { platform } : {}) }];
+}
+
+/**
+ * The first blob of `manifests` (each manifest, its config, its layers) that the store lacks, or
+ * undefined when it has them all. Layers with `urls` (foreign layers) are never copied, so their
+ * absence does not count.
+ */
+async function firstMissingBlob(store: Store, manifests: Descriptor[]): Promise<string | undefined> {
+  for (const m of manifests) {
+    if (!(await store.hasManifest(m))) return m.digest;
+    const parsed = parseManifest(await store.fetchManifest(m), m.mediaType);
+    if (parsed.kind !== 'manifest') continue; // reported by ociLayoutEntries
+    for (const b of [parsed.manifest.config, ...parsed.manifest.layers]) {
+      if (b.urls?.length) continue;
+      if (!(await store.hasBlob(b))) return b.digest;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Resolves the image of a `format: oci` volume: all of its platforms (`platforms` empty), or the
+ * listed ones — never the build's platform. The store is used when it holds every selected
+ * manifest with its config and layers; otherwise (or always, with `pull`) the registry, which
+ * copies only the selected platforms into the store (the index itself is kept as it is).
+ * `where` (e.g. `volumes[2]`) names the volume in platform syntax errors.
+ */
+export async function resolveOciVolume(
+  ref: string,
+  platforms: string[],
+  opts: Omit<ResolveOptions, 'platform'>,
+  registries: Registries,
+  where?: string,
+): Promise<ResolvedOciVolume> {
+  const want = parseVolumePlatforms(platforms, ref, where);
+  const r = qualified(ref);
+  const name = formatReference(r);
+  const store = opts.store;
+  const wanted = want.length ? want.map(formatPlatform).join(', ') : 'all platforms';
+
+  // The store's answer: complete, a platform it lacks (a BuildError), or nothing usable.
+  const fromStore = async (): Promise<ResolvedOciVolume | BuildError | undefined> => {
+    const top = await store.resolve(r.digest ?? name).catch(() => undefined);
+    if (!top) return undefined;
+    try {
+      const manifests = await volumeManifests(store, ref, top, want);
+      return (await firstMissingBlob(store, manifests)) ? undefined : { ref, name, top, manifests };
+    } catch (err) {
+      return err instanceof BuildError ? err : undefined;
+    }
+  };
+
+  let found = opts.pull ? undefined : await fromStore();
+  let from: 'store' | 'registry' = 'store';
+  if (!found || found instanceof BuildError) {
+    if (opts.offline) {
+      if (found) throw found;
+      throw new BuildError(
+        `image ${ref} (${wanted}) is not complete in the ${store.describe()} (and --offline forbids the registry)`,
+      );
+    }
+    const repo = registries.client(r.registry).repository(r.repository);
+    try {
+      const top = await repo.resolve(referenceTarget(r));
+      if (r.digest && top.digest !== r.digest) {
+        throw new BuildError(`image ${ref}: the registry returned ${top.digest}, not the pinned digest`);
+      }
+      // Check the platforms before copying anything, so a missing one is reported as such.
+      const parsed = parseManifest(await repo.fetchManifest(top), top.mediaType);
+      if (parsed.kind === 'index') selectVolumeManifests(ref, parsed.index, want);
+      const result: CopyResult = { descriptor: top, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 };
+      await copyDescriptor(repo, top, store, r.digest ? [] : [name], want.length ? { platforms: want } : {}, result);
+      const manifests = await volumeManifests(store, ref, top, want);
+      const missing = await firstMissingBlob(store, manifests);
+      if (missing) throw new BuildError(`image ${ref}: blob ${missing} is missing after the pull from ${r.registry}`);
+      found = { ref, name, top, manifests };
+      from = 'registry';
+    } catch (err) {
+      if (err instanceof BuildError) throw err;
+      const cached = opts.pull ? await fromStore() : found;
+      if (cached instanceof BuildError) throw cached;
+      if (!cached) {
+        throw new BuildError(
+          `image ${ref} (${wanted}) is neither in the ${store.describe()} nor available from ${r.registry}: ${(err as Error).message}`,
+        );
+      }
+      found = cached;
+    }
+  }
+  if (r.digest && found.top.digest !== r.digest) {
+    throw new BuildError(`image ${ref}: digest mismatch: the store has ${found.top.digest}`);
+  }
+  opts.onEvent?.({ type: 'resolve', ref, from, digest: found.top.digest });
+  return found;
+}
+
 export interface LockFile {
   version: 1;
   platform: string;
   images: Record<string, { name: string; digest: string; manifest: string }>;
 }
 
-export function lockOf(images: ResolvedImage[], platform: Platform): LockFile {
+export function lockOf(
+  images: Pick<ResolvedImage, 'ref' | 'name' | 'top' | 'manifest'>[],
+  platform: Platform,
+): LockFile {
   const entries = [...images]
     .sort((a, b) => a.ref.localeCompare(b.ref))
     .map((i) => [i.ref, { name: i.name, digest: i.top.digest, manifest: i.manifest.digest }] as const);

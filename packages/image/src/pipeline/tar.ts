@@ -1,11 +1,10 @@
-// The initrd's tar stream from an expanded layout: entries in plan order, contents streamed from
-// the spooled image files or the build host, LinuxKit's LINUXKIT.source/location PAX records on
-// every entry. The stream is written once and may feed both the `tar` output and the initrd.
-import { createReadStream } from 'node:fs';
+// The initrd's entries from an expanded layout, in plan order, with LinuxKit's
+// LINUXKIT.source/location PAX records on every entry, handed to one or more sinks at once (the
+// `tar` output and the initrd writer): each entry's contents are read once, from the cached layer
+// tars, the build host or memory, and given to every sink.
+
+import type { FileHandle } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { extract, type Header, type pack } from 'tar-stream';
 import {
   APK_DATABASE,
   type EntryOrigin,
@@ -15,65 +14,52 @@ import {
   type LayoutStep,
   mergeApkDatabases,
 } from '../assemble/index.ts';
+import { type Body, ContentReader } from './contents.ts';
 import { BuildError } from './errors.ts';
+import { encodeTarHeader, type ScannedEntry, TAR_END, type TarHeader, TarScanner, tarPadding } from './tarfmt.ts';
 import type { UnpackedImage } from './unpack.ts';
 
-const TYPES: Record<LayoutEntry['type'], Header['type']> = {
-  file: 'file',
-  dir: 'directory',
-  symlink: 'symlink',
-  hardlink: 'link',
-  char: 'character-device',
-  block: 'block-device',
-  fifo: 'fifo',
-};
+/** One entry as the sinks get it. */
+export type OutEntry = TarHeader & { type: Exclude<TarHeader['type'], 'other'> };
+
+/** Something entries are written to. `data` chunks add up to `size` for files. */
+export interface EntrySink {
+  begin(e: OutEntry): void | Promise<void>;
+  data(chunk: Buffer): void | Promise<void>;
+  end(e: OutEntry): void | Promise<void>;
+}
+
+export interface LayoutInputs {
+  steps: LayoutStep[];
+  mtime: number;
+  /** Unpacked images by the reference the manifest writes. */
+  image(ref: string): UnpackedImage;
+  /** The entries of a `format: oci` volume. */
+  ociLayout?(step: Extract<LayoutStep, { kind: 'ociLayout' }>): Promise<LayoutEntry[]>;
+}
 
 function pax(origin: EntryOrigin): Record<string, string> {
   return { 'LINUXKIT.source': origin.source, 'LINUXKIT.location': origin.location };
 }
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(c as Buffer);
-  return Buffer.concat(parts);
+async function emit(sinks: EntrySink[], reader: ContentReader, e: OutEntry, body?: Body): Promise<void> {
+  for (const s of sinks) await s.begin(e);
+  if (body && e.type === 'file') {
+    let seen = 0;
+    for await (const chunk of reader.chunks(body)) {
+      seen += chunk.length;
+      if (seen > e.size) break;
+      for (const s of sinks) await s.data(chunk);
+    }
+    if (seen !== e.size) throw new BuildError(`${e.name}: expected ${e.size} bytes of contents, read ${seen}`);
+  }
+  for (const s of sinks) await s.end(e);
 }
 
-export interface TarInputs {
-  steps: LayoutStep[];
-  mtime: number;
-  /** Unpacked images by the reference the manifest writes. */
-  image(ref: string): UnpackedImage;
-}
-
-type Pack = ReturnType<typeof pack>;
-
-function entryAsync(tar: Pack, header: Header, body?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tar.entry(header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
-  });
-}
-
-async function writeStream(tar: Pack, header: Header, body: Readable): Promise<void> {
-  const sink = tar.entry(header);
-  await pipeline(body, sink);
-}
-
-async function writeEntry(tar: Pack, e: LayoutEntry, inputs: TarInputs): Promise<void> {
-  const header = {
-    name: e.type === 'dir' ? `${e.path}/` : e.path,
-    type: TYPES[e.type],
-    mode: e.mode,
-    uid: e.uid,
-    gid: e.gid,
-    mtime: new Date(e.mtime * 1000),
-    pax: pax(e.origin),
-    ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
-    ...(e.devmajor !== undefined ? { devmajor: e.devmajor, devminor: e.devminor ?? 0 } : {}),
-  } as Header;
-  if (e.type !== 'file') return entryAsync(tar, header);
+async function bodyOf(e: LayoutEntry, inputs: LayoutInputs): Promise<Body | undefined> {
   const src = e.source;
-  if (!src) return entryAsync(tar, { ...header, size: 0 });
-  if (src.kind === 'bytes') return entryAsync(tar, header, Buffer.from(src.data));
+  if (e.type !== 'file' || !src) return undefined;
+  if (src.kind === 'bytes') return { kind: 'bytes', data: src.data };
   if (src.kind === 'hostFile') {
     let size: number;
     try {
@@ -81,46 +67,74 @@ async function writeEntry(tar: Pack, e: LayoutEntry, inputs: TarInputs): Promise
     } catch (err) {
       throw new BuildError(`${e.origin.location}: cannot read ${src.path}: ${(err as Error).message}`);
     }
-    return writeStream(tar, { ...header, size }, createReadStream(src.path));
+    return { kind: 'range', range: { file: src.path, offset: 0, size } };
   }
-  const img = inputs.image(src.image);
-  return writeStream(tar, { ...header, size: await img.size(src.path) }, img.open(src.path));
+  return { kind: 'range', range: inputs.image(src.image).range(src.path) };
 }
 
-/** The kernel image's tar, unpacked at `/` entry by entry, as it is. */
-async function writeUnpackedTar(tar: Pack, img: UnpackedImage, path: string, origin: EntryOrigin): Promise<void> {
-  const ex = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (h, stream, next) => {
-      const header = { ...h, pax: { ...(h.pax ?? {}), ...pax(origin) } } as Header;
-      if (h.type === 'file' || h.type === 'contiguous-file') {
-        pipeline(stream, tar.entry({ ...header, type: 'file' }))
-          .then(() => next())
-          .catch(reject);
-      } else {
-        stream.resume();
-        stream.on('end', () => {
-          tar.entry(header, (err) => (err ? reject(err) : next()));
-        });
-      }
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  await Promise.all([pipeline(img.open(path), ex), done]);
+async function writeEntry(sinks: EntrySink[], reader: ContentReader, e: LayoutEntry, inputs: LayoutInputs) {
+  const body = await bodyOf(e, inputs);
+  const size = !body ? 0 : body.kind === 'bytes' ? body.data.length : body.range.size;
+  const out: OutEntry = {
+    name: e.path,
+    type: e.type,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    mtime: e.mtime,
+    size,
+    linkname: e.linkname ?? '',
+    devmajor: e.devmajor ?? 0,
+    devminor: e.devminor ?? 0,
+    pax: pax(e.origin),
+  };
+  await emit(sinks, reader, out, body);
 }
 
-/** Writes every step to `tar`, then finalizes it. Rejects (and destroys `tar`) on the first error. */
-export async function writeLayoutTar(tar: Pack, inputs: TarInputs): Promise<void> {
+/** The kernel image's tar, unpacked at `/` entry by entry, its headers kept as they are. */
+async function writeNestedTar(
+  sinks: EntrySink[],
+  reader: ContentReader,
+  img: UnpackedImage,
+  path: string,
+  origin: EntryOrigin,
+) {
+  const outer = img.range(path);
+  const entries: ScannedEntry[] = [];
+  const scanner = new TarScanner((e) => entries.push(e));
+  try {
+    for await (const chunk of reader.chunks({ kind: 'range', range: outer })) scanner.push(chunk);
+    scanner.end();
+  } catch (err) {
+    throw new BuildError(`${origin.location}: ${path}: ${(err as Error).message}`);
+  }
+  for (const e of entries) {
+    if (e.type === 'other')
+      throw new BuildError(`${origin.location}: ${path}: ${e.name} has a type an initrd cannot hold`);
+    const out: OutEntry = { ...e, type: e.type, pax: { ...e.pax, ...pax(origin) } };
+    const body: Body | undefined =
+      e.type === 'file'
+        ? { kind: 'range', range: { file: outer.file, offset: outer.offset + e.offset, size: e.size } }
+        : undefined;
+    if (e.type === 'file' && e.offset + e.size > outer.size) {
+      throw new BuildError(`${origin.location}: ${path}: ${e.name} runs past the end of the tar`);
+    }
+    await emit(sinks, reader, out, body);
+  }
+}
+
+/** Writes every step to `sinks`, in order. */
+export async function writeLayout(sinks: EntrySink[], inputs: LayoutInputs): Promise<void> {
+  const reader = new ContentReader();
   try {
     for (const step of inputs.steps) {
       switch (step.kind) {
         case 'entry':
-          await writeEntry(tar, step.entry, inputs);
+          await writeEntry(sinks, reader, step.entry, inputs);
           break;
         case 'imageTree': {
           const img = inputs.image(step.image);
-          for (const e of expandImageTree(step, img.files, inputs.mtime)) await writeEntry(tar, e, inputs);
+          for (const e of expandImageTree(step, img.files, inputs.mtime)) await writeEntry(sinks, reader, e, inputs);
           break;
         }
         case 'kernel': {
@@ -132,8 +146,8 @@ export async function writeLayoutTar(tar: Pack, inputs: TarInputs): Promise<void
             throw new BuildError((err as Error).message);
           }
           for (const e of expansion.entries) {
-            if ('kind' in e) await writeUnpackedTar(tar, inputs.image(e.image), e.path, e.origin);
-            else await writeEntry(tar, e, inputs);
+            if ('kind' in e) await writeNestedTar(sinks, reader, inputs.image(e.image), e.path, e.origin);
+            else await writeEntry(sinks, reader, e, inputs);
           }
           break;
         }
@@ -141,12 +155,14 @@ export async function writeLayoutTar(tar: Pack, inputs: TarInputs): Promise<void
           const copies: Uint8Array[] = [];
           for (const ref of step.images) {
             const img = inputs.image(ref);
-            if (img.has(APK_DATABASE)) copies.push(await readAll(img.open(APK_DATABASE)));
+            if (img.has(APK_DATABASE))
+              copies.push(await reader.bytes({ kind: 'range', range: img.range(APK_DATABASE) }));
           }
           const merged = mergeApkDatabases(copies);
           if (merged) {
             await writeEntry(
-              tar,
+              sinks,
+              reader,
               {
                 path: APK_DATABASE,
                 type: 'file',
@@ -162,15 +178,69 @@ export async function writeLayoutTar(tar: Pack, inputs: TarInputs): Promise<void
           }
           break;
         }
-        case 'ociLayout':
-          throw new BuildError(
-            `${step.origin.location}: volumes with format: oci are not supported yet (use format: filesystem)`,
-          );
+        case 'ociLayout': {
+          if (!inputs.ociLayout) {
+            throw new BuildError(`${step.origin.location}: volumes with format: oci are not supported here`);
+          }
+          for (const e of await inputs.ociLayout(step)) await writeEntry(sinks, reader, e, inputs);
+          break;
+        }
       }
     }
-    tar.finalize();
-  } catch (err) {
-    tar.destroy(err as Error);
-    throw err;
+  } finally {
+    await reader.close();
+  }
+}
+
+const OUT_BUFFER = 1 << 20;
+
+async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
+  let at = 0;
+  while (at < buf.length) at += (await fh.write(buf, at, buf.length - at)).bytesWritten;
+}
+
+/** A sink writing a tar file through `fh`, in large writes. */
+export class TarFileSink implements EntrySink {
+  private buf = Buffer.allocUnsafe(OUT_BUFFER);
+  private used = 0;
+  bytes = 0;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  private async flush(): Promise<void> {
+    if (this.used === 0) return;
+    const full = this.buf.subarray(0, this.used);
+    this.buf = Buffer.allocUnsafe(OUT_BUFFER);
+    this.used = 0;
+    await writeFully(this.fh, full);
+  }
+
+  private async put(chunk: Buffer): Promise<void> {
+    this.bytes += chunk.length;
+    if (chunk.length >= OUT_BUFFER / 4) {
+      await this.flush();
+      await writeFully(this.fh, chunk);
+      return;
+    }
+    if (this.used + chunk.length > this.buf.length) await this.flush();
+    chunk.copy(this.buf, this.used);
+    this.used += chunk.length;
+  }
+
+  begin(e: OutEntry): Promise<void> {
+    return this.put(encodeTarHeader(e));
+  }
+
+  data(chunk: Buffer): Promise<void> {
+    return this.put(chunk);
+  }
+
+  end(e: OutEntry): Promise<void> {
+    return e.type === 'file' && e.size % 512 !== 0 ? this.put(tarPadding(e.size)) : Promise.resolve();
+  }
+
+  async finish(): Promise<void> {
+    await this.put(TAR_END);
+    await this.flush();
   }
 }
