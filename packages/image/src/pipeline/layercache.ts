@@ -5,7 +5,8 @@
 // (tar first, index last), checked against the image config's diff_id as it is made, and only
 // used when the tar's size matches its index — a build never reads a half-written entry.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -141,12 +142,12 @@ export async function unpackedLayer(store: Store, layer: Descriptor, diffId?: st
       }
     },
   });
+  let out: WriteStream | undefined;
   try {
+    const gzip = compression(layer) === 'gzip';
     const blob = await store.fetchBlob(layer);
-    const stages =
-      compression(layer) === 'gzip'
-        ? [blob, createGunzip({ chunkSize: 256 * 1024 }), tee, createWriteStream(tmpTar)]
-        : [blob, tee, createWriteStream(tmpTar)];
+    out = createWriteStream(tmpTar);
+    const stages = gzip ? [blob, createGunzip({ chunkSize: 256 * 1024 }), tee, out] : [blob, tee, out];
     await (pipeline as (...s: unknown[]) => Promise<void>)(...stages);
     const got = `sha256:${hash.digest('hex')}`;
     if (diffId && diffId !== got) {
@@ -158,6 +159,12 @@ export async function unpackedLayer(store: Store, layer: Descriptor, diffId?: st
     await rename(tmpIndex, p.index);
     return { digest: layer.digest, diffId: got, tar: p.tar, size, entries };
   } catch (err) {
+    // The temp file may be created after a failure: remove it once the stream has closed.
+    if (out && !out.closed) {
+      const closing = once(out, 'close');
+      out.destroy();
+      await closing.catch(() => undefined);
+    }
     await rm(tmpTar, { force: true });
     await rm(tmpIndex, { force: true });
     if (err instanceof BuildError) throw err;

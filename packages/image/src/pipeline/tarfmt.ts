@@ -66,10 +66,11 @@ function numeric(b: Buffer, start: number, len: number, what: string): number {
     if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} too large in a tar header`);
     return v;
   }
+  // Octal digits, maybe led by spaces (v7 wrote "%6o "), ended by a NUL or a space.
   const text = b
     .toString('latin1', start, start + len)
-    .replace(/[\0 ].*$/s, '')
-    .trim();
+    .replace(/^ +/, '')
+    .replace(/[\0 ].*$/s, '');
   if (text === '') return 0;
   if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`bad ${what} ${JSON.stringify(text)} in a tar header`);
   return Number.parseInt(text, 8);
@@ -100,7 +101,7 @@ export function parsePax(data: Buffer): Record<string, string> {
     const sp = data.indexOf(0x20, i);
     if (sp < 0) break;
     const len = Number.parseInt(data.toString('latin1', i, sp), 10);
-    if (!Number.isInteger(len) || len <= 0 || i + len > data.length) {
+    if (!Number.isInteger(len) || len <= sp - i + 1 || i + len > data.length || data[i + len - 1] !== 0x0a) {
       throw new TarFormatError('malformed pax record');
     }
     const record = data.toString('utf8', sp + 1, i + len - 1);
@@ -171,7 +172,8 @@ export class TarScanner {
 
   end(): void {
     if (this.need.kind === 'done') return;
-    if (this.need.kind === 'header' && this.heldBytes === 0) return; // no end marker: accepted
+    const pending = this.localPax !== undefined || this.longName !== undefined || this.longLink !== undefined;
+    if (this.need.kind === 'header' && this.heldBytes === 0 && !pending) return; // no end marker: accepted
     throw new TarFormatError(`the tar stops inside an entry (at byte ${this.pos + this.heldBytes})`);
   }
 
