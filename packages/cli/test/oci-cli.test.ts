@@ -4,9 +4,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { unpackedLayer } from '@stele/image';
-import { exportArchive, MediaType, Store, sha256 } from '@stele/oci';
-import { type Registry, startRegistry } from '@stele/test-peers';
+import { exportArchive, exportDockerArchive, MediaType, Store, sha256 } from '@stele/oci';
+import { type Registry, startDockerd, startRegistry } from '@stele/test-peers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progress } from '../src/commands/oci.ts';
 import { main } from '../src/main.ts';
@@ -187,6 +188,74 @@ describe('stele cache / push / pull / key / sign / verify', () => {
     const left = readdirSync(join(cacheDir, 'unpacked', 'sha256')).sort();
     expect(left).toEqual([`${kept.digest.slice(7)}.json`, `${kept.digest.slice(7)}.tar`]);
   });
+
+  it('cache import also reads what a real `docker save` writes, with every image and its tags', async () => {
+    const engine = await startDockerd();
+    try {
+      // Two images into the engine (docker load of archives we write), then the engine's own save.
+      const seed = await Store.open(join(dir, 'dsave-seed'));
+      const digests: string[] = [];
+      for (const name of ['one', 'two']) {
+        const layer = await seed.writeBlob(gzipSync(tarOfOneFile(name, `contents of ${name}`)));
+        const diff = sha256(tarOfOneFile(name, `contents of ${name}`));
+        const cfg = await seed.writeBlob(
+          Buffer.from(
+            JSON.stringify({
+              architecture: 'amd64',
+              os: 'linux',
+              config: {},
+              rootfs: { type: 'layers', diff_ids: [diff] },
+            }),
+          ),
+        );
+        const man = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MediaType.OciManifest,
+            config: { mediaType: MediaType.OciConfig, ...cfg },
+            layers: [{ mediaType: MediaType.OciLayerGzip, ...layer }],
+          }),
+        );
+        const desc = { mediaType: MediaType.OciManifest, digest: sha256(man), size: man.length };
+        await seed.pushManifest(desc, man, []);
+        const archive = await exportDockerArchive(seed, desc, [`stele-test/${name}:1`]);
+        await engine.docker
+          .loadImage(archive as unknown as NodeJS.ReadableStream)
+          .then((s) => new Promise((r, j) => (s as NodeJS.ReadableStream).on('end', r).on('error', j).resume()));
+        digests.push(cfg.digest);
+      }
+      const saved = join(dir, 'dsave.tar');
+      await run('docker', [
+        '-H',
+        `unix://${engine.socketPath}`,
+        'save',
+        '-o',
+        saved,
+        'stele-test/one:1',
+        'stele-test/two:1',
+      ]);
+      const cacheDir = join(dir, 'dsave-store');
+      const res = await stele(['cache', 'import', saved, '--json', '--cache', cacheDir]);
+      expect(res.code, res.err).toBe(0);
+      expect(JSON.parse(res.out).names.sort()).toEqual(['docker.io/stele-test/one:1', 'docker.io/stele-test/two:1']);
+      // The config digest is the engine's image id; the layer unpacks to what was loaded.
+      const store = await Store.open(cacheDir);
+      for (const [i, name] of ['one', 'two'].entries()) {
+        const desc = await store.resolve(`docker.io/stele-test/${name}:1`);
+        const m = JSON.parse((await store.fetchManifest(desc)).toString());
+        expect(m.config.digest).toBe(digests[i]);
+        const id = (await engine.docker.getImage(`stele-test/${name}:1`).inspect()).Id;
+        expect(id).toBe(digests[i]);
+      }
+      const bad = join(dir, 'not-an-image.tar');
+      await run('tar', ['-cf', bad, '-C', dir, 'dsave.tar']);
+      const err = await stele(['cache', 'import', bad, '--cache', cacheDir]);
+      expect(err.code).toBe(1);
+      expect(err.err).toMatch(/neither an OCI image layout tar \(no index\.json\) nor a docker save archive/);
+    } finally {
+      await engine.stop();
+    }
+  }, 120_000);
 
   it('reports clear errors', async () => {
     expect((await stele(['pull', 'UPPER/case'])).code).toBe(2);

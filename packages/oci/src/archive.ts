@@ -5,6 +5,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract, pack } from 'tar-stream';
 import { type Descriptor, type ImageIndex, REF_NAME_ANNOTATION } from './descriptor.ts';
+import { importDockerArchiveImages } from './docker-archive.ts';
+import { formatReference, parseReference } from './ref.ts';
+
+/** The full image name containerd and Docker 25+ put on index.json entries. */
+const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
+
 import { isDigest } from './digest.ts';
 import { MediaType } from './mediatypes.ts';
 import type { Store } from './store.ts';
@@ -59,12 +65,75 @@ export async function exportArchive(store: Store, names: string[], file: string)
   return { blobs: blobs.size };
 }
 
+/** The names of a tar's entries (a quick pass over its headers). */
+async function entryNames(file: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  const ex = extract();
+  ex.on('entry', (header, stream, next) => {
+    names.add(header.name.replace(/^\.\//, ''));
+    stream.on('end', () => next());
+    stream.resume();
+  });
+  await pipeline(createReadStream(file), ex);
+  return names;
+}
+
+/** The store name an index.json entry gives its image, if it names one fully. */
+function layoutName(d: Descriptor): string | undefined {
+  // Docker 25+ `docker save` puts the full name here and only the tag in ref.name.
+  for (const key of [CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION]) {
+    const value = d.annotations?.[key];
+    if (!value) continue;
+    try {
+      return formatReference(parseReference(value));
+    } catch {
+      /* a bare tag such as "latest": not a name */
+    }
+  }
+  return undefined;
+}
+
 /**
- * Imports an OCI image layout tar: every blob is verified against its path's digest as it
- * streams; index.json entries named by `org.opencontainers.image.ref.name` are tagged once
- * everything they reach is present.
+ * Imports an image archive into the store: an OCI image layout tar (what `stele cache export`,
+ * skopeo's oci-archive, LinuxKit and Docker 25+ `docker save` write) or a classic `docker save`
+ * tar (manifest.json, one directory per layer). Names in the archive become store names.
  */
 export async function importArchive(store: Store, file: string): Promise<{ names: string[]; blobs: number }> {
+  let names: Set<string>;
+  try {
+    names = await entryNames(file);
+  } catch (err) {
+    throw new Error(`cannot import ${file}: ${(err as Error).message}`);
+  }
+  if (names.has('index.json')) return importOciLayout(store, file);
+  if (!names.has('manifest.json')) {
+    throw new Error(`${file} is neither an OCI image layout tar (no index.json) nor a docker save archive`);
+  }
+  let images: Awaited<ReturnType<typeof importDockerArchiveImages>>;
+  try {
+    images = await importDockerArchiveImages(store, createReadStream(file));
+  } catch (err) {
+    throw new Error(`cannot import ${file}: ${(err as Error).message}`);
+  }
+  const tagged: string[] = [];
+  const blobs = new Set<string>();
+  for (const img of images) {
+    for (const d of [img.descriptor, img.manifest.config, ...img.manifest.layers]) blobs.add(d.digest);
+    for (const tag of img.repoTags) {
+      const name = formatReference(parseReference(tag));
+      await store.tag(name, img.descriptor);
+      tagged.push(name);
+    }
+  }
+  return { names: tagged, blobs: blobs.size };
+}
+
+/**
+ * Imports an OCI image layout tar: every blob is verified against its path's digest as it
+ * streams; index.json entries that name their image are tagged once everything they reach is
+ * present.
+ */
+async function importOciLayout(store: Store, file: string): Promise<{ names: string[]; blobs: number }> {
   const ex = extract();
   let indexBytes: Buffer | undefined;
   let blobs = 0;
@@ -112,7 +181,7 @@ export async function importArchive(store: Store, file: string): Promise<{ names
     for (const dg of await store.reachable(d)) {
       if (!(await store.hasBlob({ digest: dg }))) throw new Error(`${file}: blob ${dg} (of ${d.digest}) is missing`);
     }
-    const name = d.annotations?.[REF_NAME_ANNOTATION];
+    const name = layoutName(d);
     if (!name) continue;
     const { annotations: _a, ...plain } = d;
     await store.tag(name, plain);

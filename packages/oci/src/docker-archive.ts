@@ -38,6 +38,16 @@ function normal(name: string): string {
  * descriptor carries the platform from the config. Nothing is tagged.
  */
 export async function importDockerArchive(store: Store, archive: Readable): Promise<ImportedImage> {
+  const [first] = await importDockerArchiveImages(store, archive);
+  if (!first) throw new Error('docker save archive has no image in manifest.json');
+  return first;
+}
+
+/** Every image of a `docker save` archive, stored as importDockerArchive does, with its RepoTags. */
+export async function importDockerArchiveImages(
+  store: Store,
+  archive: Readable,
+): Promise<(ImportedImage & { repoTags: string[] })[]> {
   const small = new Map<string, Buffer>();
   const layers = new Map<string, { digest: string; size: number }>();
   const ex = extract();
@@ -64,42 +74,46 @@ export async function importDockerArchive(store: Store, archive: Readable): Prom
   const manifestJson = small.get('manifest.json');
   if (!manifestJson) throw new Error('not a docker save archive: no manifest.json');
   const entries = JSON.parse(manifestJson.toString('utf8')) as ArchiveManifest[];
-  const entry = entries[0];
-  if (!entry) throw new Error('docker save archive has no image in manifest.json');
-  const configBytes = small.get(normal(entry.Config));
-  if (!configBytes) throw new Error(`docker save archive lacks the config ${entry.Config}`);
-  const config = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
-  const configBlob = await store.writeBlob(configBytes);
+  if (!Array.isArray(entries)) throw new Error('docker save archive: manifest.json is not a list');
+  const images: (ImportedImage & { repoTags: string[] })[] = [];
+  for (const entry of entries) {
+    const configBytes = small.get(normal(entry.Config));
+    if (!configBytes) throw new Error(`docker save archive lacks the config ${entry.Config}`);
+    const config = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
+    const configBlob = await store.writeBlob(configBytes);
 
-  const layerDescs: Descriptor[] = [];
-  for (const l of entry.Layers) {
-    const name = normal(l);
-    let blob = layers.get(name);
-    if (!blob) {
-      const raw = small.get(name);
-      if (!raw) throw new Error(`docker save archive lacks the layer ${l}`);
-      blob = await store.writeBlob(gzipSync(raw));
+    const layerDescs: Descriptor[] = [];
+    for (const l of entry.Layers) {
+      const name = normal(l);
+      let blob = layers.get(name);
+      if (!blob) {
+        const raw = small.get(name);
+        if (!raw) throw new Error(`docker save archive lacks the layer ${l}`);
+        blob = await store.writeBlob(gzipSync(raw));
+      }
+      layerDescs.push({ mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size });
     }
-    layerDescs.push({ mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size });
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: configBlob.digest, size: configBlob.size },
+      layers: layerDescs,
+    };
+    const bytes = Buffer.from(JSON.stringify(manifest));
+    const written = await store.writeBlob(bytes);
+    const platform: Platform = {
+      os: String(config.os ?? 'linux'),
+      architecture: String(config.architecture ?? 'amd64'),
+      ...(typeof config.variant === 'string' && config.variant ? { variant: config.variant } : {}),
+    };
+    images.push({
+      descriptor: { mediaType: MediaType.OciManifest, digest: written.digest, size: written.size, platform },
+      manifest,
+      config,
+      repoTags: entry.RepoTags ?? [],
+    });
   }
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
-    config: { mediaType: MediaType.OciConfig, digest: configBlob.digest, size: configBlob.size },
-    layers: layerDescs,
-  };
-  const bytes = Buffer.from(JSON.stringify(manifest));
-  const written = await store.writeBlob(bytes);
-  const platform: Platform = {
-    os: String(config.os ?? 'linux'),
-    architecture: String(config.architecture ?? 'amd64'),
-    ...(typeof config.variant === 'string' && config.variant ? { variant: config.variant } : {}),
-  };
-  return {
-    descriptor: { mediaType: MediaType.OciManifest, digest: written.digest, size: written.size, platform },
-    manifest,
-    config,
-  };
+  return images;
 }
 
 /** A `docker save`-style archive of a stored image manifest, named `repoTags` when loaded. */

@@ -329,10 +329,14 @@ const cacheLs: Command = {
 
 const cacheImport: Command = {
   name: 'import',
-  summary: 'import an OCI image layout tar (oci-archive) into the store',
+  summary: 'import an image archive into the store: an OCI image layout tar or a `docker save` tar',
   usage: 'FILE.tar [--cache DIR]',
   positionals: { min: 1, max: 1 },
-  examples: ['stele cache import base.tar', 'stele cache import image.tar --cache ./cache'],
+  examples: [
+    'stele cache import base.tar',
+    'docker save alpine:3.20 -o alpine.tar && stele cache import alpine.tar',
+    'stele cache import image.tar --cache ./cache --json',
+  ],
   options: { ...CACHE, ...JSON_OPT },
   async run(ctx) {
     return userErrors(async () => {
