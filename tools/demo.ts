@@ -7,20 +7,21 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ssh2 from 'ssh2';
 import {
   bootQemu,
+  connectSsh,
   type Dockerd,
   freePort,
   type QemuHandle,
   type Registry,
   runCommand,
+  sshExec,
+  sshKeyPair,
+  sshUntil,
   startDockerd,
   startRegistry,
 } from '../test/peers/src/index.ts';
 
-// ssh2 is CommonJS: its named exports come through the default import.
-const { Client, utils: sshUtils } = ssh2;
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const STELE = join(REPO, 'packages/cli/bin/stele.js');
 const work = mkdtempSync(join(tmpdir(), 'stele-demo-'));
@@ -42,47 +43,6 @@ function stele(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
     });
     child.on('close', (code) => (code === 0 ? ok(out) : fail(new Error(`stele ${args[0]} exited ${code}`))));
   });
-}
-
-function sshRun(port: number, key: string, command: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  const once = () =>
-    new Promise<string>((ok, fail) => {
-      const c = new Client();
-      c.on('error', (e) => {
-        c.end();
-        fail(e);
-      });
-      c.on('ready', () =>
-        c.exec(command, (err, stream) => {
-          if (err) return fail(err);
-          let out = '';
-          let code = -1;
-          stream.on('data', (d: Buffer) => {
-            out += d.toString();
-          });
-          stream.stderr.on('data', () => {});
-          stream.on('exit', (n: number | null) => {
-            code = n ?? -1;
-          });
-          stream.on('close', () => {
-            c.end();
-            return code === 0 && out.trim() ? ok(out.trim()) : fail(new Error(`'${command}' exited ${code}`));
-          });
-        }),
-      );
-      c.connect({ host: '127.0.0.1', port, username: 'root', privateKey: key, readyTimeout: 20_000 });
-    });
-  return (async () => {
-    for (;;) {
-      try {
-        return await once();
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 3_000));
-      }
-    }
-  })();
 }
 
 try {
@@ -142,7 +102,7 @@ try {
   );
 
   say('boot it in qemu (TCG), log in over ssh with a key from user data, ask the guest for docker info');
-  const keys = sshUtils.generateKeyPairSync('ed25519', { comment: 'stele-demo' });
+  const keys = sshKeyPair('stele-demo');
   const userdata = {
     hostname: { content: 'demo-worker' },
     ssh: { entries: { authorized_keys: { perm: '0600', content: `${keys.public}\n` } } },
@@ -158,9 +118,15 @@ try {
     keepRunning: true,
     name: 'demo-swarm-worker',
   });
-  console.log(`guest hostname: ${await sshRun(port, keys.private, 'hostname', 300_000)}`);
-  const version = await sshRun(port, keys.private, "docker info --format '{{.ServerVersion}}'", 300_000);
-  console.log(`docker info in the guest: Docker Engine ${version}`);
+  const ssh = await connectSsh(port, keys.private, 300_000);
+  try {
+    console.log(`guest hostname: ${(await sshExec(ssh, 'hostname')).stdout.trim()}`);
+    const info = await sshUntil(ssh, "docker info --format '{{.ServerVersion}}'", 300_000);
+    if (info.code !== 0) throw new Error(`docker info in the guest failed: ${info.stderr.trim()}`);
+    console.log(`docker info in the guest: Docker Engine ${info.stdout.trim()}`);
+  } finally {
+    ssh.end();
+  }
 
   say(`done. Not yet available: fleet plan/rollout (blue-green on vSphere, AWS, qemu) — see README: Status`);
 } catch (err) {

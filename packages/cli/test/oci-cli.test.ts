@@ -187,6 +187,10 @@ describe('stele cache / push / pull / key / sign / verify', () => {
     expect(res.out).toMatch(/^removed 1 blobs .*; 1 unpacked layers/);
     const left = readdirSync(join(cacheDir, 'unpacked', 'sha256')).sort();
     expect(left).toEqual([`${kept.digest.slice(7)}.json`, `${kept.digest.slice(7)}.tar`]);
+    const all = await stele(['cache', 'gc', '--unpacked', '--json', '--cache', cacheDir]);
+    expect(JSON.parse(all.out).unpacked.removed).toEqual([kept.digest]);
+    expect(readdirSync(join(cacheDir, 'unpacked', 'sha256'))).toEqual([]);
+    expect(await store.hasBlob(kept)).toBe(true); // the compressed blob stays
   });
 
   it('cache import also reads what a real `docker save` writes, with every image and its tags', async () => {

@@ -1,49 +1,31 @@
 // `stele pkg …` end to end: the harness's real dockerd and registry, the CLI run in-process.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { gitCli, loadPackage, registryRemote, Store } from '@stele/pkg';
-import { type Dockerd, type Registry, startDockerd, startRegistry } from '@stele/test-peers';
+import { type Dockerd, gitRepo, type Registry, startDockerd, startRegistry } from '@stele/test-peers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/main.ts';
 import { fakeIo } from './io.ts';
 
 let dockerd: Dockerd;
 let registry: Registry;
+let repo: ReturnType<typeof gitRepo>;
 let root: string;
 let storeDir: string;
 let org: string;
 
-function sh(args: string[]) {
-  return execFileSync('git', args, {
-    cwd: root,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@t',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@t',
-    },
-  }).trim();
-}
-function write(path: string, text: string) {
-  mkdirSync(dirname(join(root, path)), { recursive: true });
-  writeFileSync(join(root, path), text);
-}
-
 beforeAll(async () => {
   [dockerd, registry] = await Promise.all([startDockerd(), startRegistry()]);
   org = `${registry.host}/cli`;
-  root = mkdtempSync(join(tmpdir(), 'stele-cli-pkg-'));
+  repo = gitRepo('stele-cli-pkg-');
+  root = repo.root;
   storeDir = mkdtempSync(join(tmpdir(), 'stele-cli-store-'));
-  sh(['init', '-q', '-b', 'main']);
-  write('pkg/hello/build.yml', 'image: hello\narches: [amd64, arm64]\n');
-  write('pkg/hello/Dockerfile', 'FROM scratch\nCOPY msg /msg\n');
-  write('pkg/hello/msg', 'hello\n');
-  sh(['add', '-A']);
-  sh(['commit', '-qm', 'c']);
+  repo.write('pkg/hello/build.yml', 'image: hello\narches: [amd64, arm64]\n');
+  repo.write('pkg/hello/Dockerfile', 'FROM scratch\nCOPY msg /msg\n');
+  repo.write('pkg/hello/msg', 'hello\n');
+  repo.commit();
 }, 120_000);
 
 afterAll(async () => {
@@ -61,7 +43,7 @@ async function stele(...argv: string[]) {
 
 describe('stele pkg', () => {
   it('show-tag prints org/image:tag like LinuxKit (the git tree hash)', async () => {
-    const tree = sh(['rev-parse', 'HEAD:pkg/hello']);
+    const tree = repo.sh(['rev-parse', 'HEAD:pkg/hello']);
     expect(await stele('pkg', 'show-tag', 'pkg/hello')).toMatchObject({ code: 0, out: `linuxkit/hello:${tree}\n` });
     expect((await stele('pkg', 'show-tag', '--canonical', 'pkg/hello')).out).toBe(`docker.io/linuxkit/hello:${tree}\n`);
   });
@@ -93,7 +75,7 @@ describe('stele pkg', () => {
   }, 60_000);
 
   it('sbom prints the SPDX 2.3 document made at build time, from the store', async () => {
-    const tree = sh(['rev-parse', 'HEAD:pkg/hello']);
+    const tree = repo.sh(['rev-parse', 'HEAD:pkg/hello']);
     const ref = `${org}/hello:${tree}`;
     const json = await stele('pkg', 'sbom', '--no-registry', '--platform', 'linux/arm64', ref);
     expect(json.code, json.err).toBe(0);

@@ -16,16 +16,19 @@ import { fileURLToPath } from 'node:url';
 import { type Io, main, root } from '@stele/cli';
 import {
   bootQemu,
+  connectSsh,
   type Dockerd,
   freePort,
   type QemuHandle,
   type Registry,
   runCommand,
+  sshExec,
+  sshKeyPair,
+  sshUntil,
   startDockerd,
   startRegistry,
   tail,
 } from '@stele/test-peers';
-import { Client, utils as sshUtils } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -244,7 +247,7 @@ describe('the Swarm worker packages and OS, end to end', () => {
       const initrd = file('-initrd.img');
       const cmdline = readFileSync(file('-cmdline'), 'utf8').trim();
 
-      const keys = sshUtils.generateKeyPairSync('ed25519', { comment: 'stele-e2e' });
+      const keys = sshKeyPair('stele-e2e');
       const userdata = {
         hostname: { content: 'e2e-worker' },
         ssh: { entries: { authorized_keys: { perm: '0600', content: `${keys.public}\n` } } },
@@ -264,15 +267,9 @@ describe('the Swarm worker packages and OS, end to end', () => {
         const ssh = await connectSsh(port, keys.private, 300_000);
         console.log(`ssh answered ${((Date.now() - t0) / 1000).toFixed(0)} s after qemu started`);
         try {
-          expect((await exec(ssh, 'hostname')).stdout.trim()).toBe('e2e-worker');
+          expect((await sshExec(ssh, 'hostname')).stdout.trim()).toBe('e2e-worker');
           // The docker service may still be starting: ask until the engine answers.
-          const deadline = Date.now() + 240_000;
-          let last: ExecResult = { code: -1, stdout: '', stderr: '' };
-          while (Date.now() < deadline) {
-            last = await exec(ssh, "docker info --format '{{.ServerVersion}}'");
-            if (last.code === 0 && last.stdout.trim()) break;
-            await new Promise((r) => setTimeout(r, 3_000));
-          }
+          const last = await sshUntil(ssh, "docker info --format '{{.ServerVersion}}'", 240_000);
           console.log(`docker info answered ${((Date.now() - t0) / 1000).toFixed(0)} s after qemu started`);
           expect(last.code, `docker info: ${last.stderr}\n--- console ---\n${tail(vm.log(), 60)}`).toBe(0);
           expect(last.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
@@ -314,55 +311,4 @@ async function indexDigest(ref: string): Promise<string> {
   const out = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
   const { createHash } = await import('node:crypto');
   return `sha256:${createHash('sha256').update(out).digest('hex')}`;
-}
-
-interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Connects as root with the key, retrying until sshd in the guest answers. */
-async function connectSsh(port: number, privateKey: string, timeoutMs: number): Promise<Client> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await new Promise<Client>((ok, fail) => {
-        const c = new Client();
-        c.once('ready', () => ok(c));
-        // 'on', not 'once': a connection torn down mid-handshake may report more than one error.
-        c.on('error', (e) => {
-          c.end();
-          fail(e);
-        });
-        c.connect({ host: '127.0.0.1', port, username: 'root', privateKey, readyTimeout: 20_000 });
-      });
-    } catch (err) {
-      lastErr = err;
-      await new Promise((r) => setTimeout(r, 2_000));
-    }
-  }
-  throw new Error(`ssh to 127.0.0.1:${port} not ready after ${timeoutMs} ms: ${(lastErr as Error)?.message}`);
-}
-
-function exec(c: Client, command: string): Promise<ExecResult> {
-  return new Promise((ok, fail) => {
-    c.exec(command, (err, stream) => {
-      if (err) return fail(err);
-      let stdout = '';
-      let stderr = '';
-      let code = -1;
-      stream.on('data', (d: Buffer) => {
-        stdout += d.toString('utf8');
-      });
-      stream.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString('utf8');
-      });
-      stream.on('exit', (c: number | null) => {
-        code = c ?? -1;
-      });
-      stream.on('close', () => ok({ code, stdout, stderr }));
-    });
-  });
 }

@@ -3,9 +3,11 @@
 // cleans up (call it in afterAll/finally). Recipes and measured facts: ../shared/PEERS.md.
 
 export * from './dockerd.ts';
+export * from './git.ts';
 export * from './initramfs.ts';
 export * from './moto.ts';
 export * from './process.ts';
 export * from './qemu.ts';
 export * from './registry.ts';
+export * from './ssh.ts';
 export * from './vcsim.ts';

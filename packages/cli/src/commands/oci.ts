@@ -391,15 +391,27 @@ const cacheRm: Command = {
 const cacheGc: Command = {
   name: 'gc',
   summary: 'delete blobs no stored image uses (and their unpacked copies)',
-  usage: '[--dry-run] [--cache DIR]',
-  examples: ['stele cache gc', 'stele cache gc --dry-run --json'],
-  options: { 'dry-run': { type: 'boolean', description: 'only report what would go' }, ...CACHE, ...JSON_OPT },
+  usage: '[--unpacked] [--dry-run] [--cache DIR]',
+  examples: ['stele cache gc', 'stele cache gc --dry-run --json', 'stele cache gc --unpacked'],
+  options: {
+    unpacked: {
+      type: 'boolean',
+      description: "also remove every unpacked layer copy (disk back; 'stele build' unpacks again when needed)",
+    },
+    'dry-run': { type: 'boolean', description: 'only report what would go' },
+    ...CACHE,
+    ...JSON_OPT,
+  },
   async run(ctx) {
     const store = await openStore(ctx);
     const dryRun = ctx.values['dry-run'] === true;
     const res = await store.gc({ dryRun });
     // Unpacked copies of the layers that went (stele build's layer cache) go too.
-    const unpacked = await pruneUnpacked(store, { dryRun, gone: new Set(res.removed) });
+    const unpacked = await pruneUnpacked(store, {
+      dryRun,
+      gone: new Set(res.removed),
+      all: ctx.values.unpacked === true,
+    });
     ctx.io.stdout.write(
       ctx.values.json
         ? `${JSON.stringify({ ...res, unpacked })}\n`

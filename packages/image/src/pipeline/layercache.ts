@@ -175,11 +175,12 @@ export async function unpackedLayer(store: Store, layer: Descriptor, diffId?: st
 
 /**
  * Removes unpacked layers whose compressed blob the store no longer holds — or is about to lose:
- * `gone` (a dry run of the store's gc) — and temp files of writers that died. Returns what went.
+ * `gone` (a dry run of the store's gc); with `all`, every one — and temp files of writers that
+ * died. Returns what went.
  */
 export async function pruneUnpacked(
   store: Store,
-  opts: { dryRun?: boolean; gone?: ReadonlySet<string> } = {},
+  opts: { dryRun?: boolean; gone?: ReadonlySet<string>; all?: boolean } = {},
 ): Promise<{
   removed: string[];
   bytes: number;
@@ -195,7 +196,7 @@ export async function pruneUnpacked(
       if (!st) continue;
       const stale = m?.[3] !== undefined && Date.now() - st.mtimeMs > 3_600_000;
       const digest = `${alg}:${m?.[1]}`;
-      const orphan = m && !m[3] && (opts.gone?.has(digest) || !(await store.hasBlob({ digest })));
+      const orphan = m && !m[3] && (opts.all || opts.gone?.has(digest) || !(await store.hasBlob({ digest })));
       if (!stale && !orphan) continue;
       if (!opts.dryRun) await rm(path, { force: true });
       if (m?.[2] === 'tar' && !m[3]) result.removed.push(`${alg}:${m[1]}`);
