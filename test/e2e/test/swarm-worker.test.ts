@@ -45,6 +45,7 @@ const STELE_BIN = join(REPO, 'packages/cli/bin/stele.js');
 let registry: Registry | undefined;
 let dockerd: Dockerd | undefined;
 let vm: QemuHandle | undefined;
+let manager: Dockerd | undefined;
 let work: string;
 let org: string;
 /** name → `REGISTRY/stele/name:tag`, filled by the build test. */
@@ -113,7 +114,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  const results = await Promise.allSettled([vm?.stop(), dockerd?.stop(), registry?.stop()]);
+  const results = await Promise.allSettled([vm?.stop(), manager?.stop(), dockerd?.stop(), registry?.stop()]);
   if (work) rmSync(work, { recursive: true, force: true });
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length) throw new Error(failed.map((f) => String(f.reason)).join('\n'));
@@ -208,7 +209,7 @@ describe('the Swarm worker packages and OS, end to end', () => {
   });
 
   it.skipIf(!buildCommand())(
-    'stele build of fleets/swarm-worker/os.yml boots in qemu; docker info answers over ssh',
+    'stele build of fleets/swarm-worker/os.yml boots in qemu, answers over ssh and joins a real Swarm manager',
     async () => {
       expect(pushed.size, 'the build test pushed every package').toBe(PACKAGES.length);
       const out = join(work, 'os');
@@ -247,10 +248,18 @@ describe('the Swarm worker packages and OS, end to end', () => {
       const initrd = file('-initrd.img');
       const cmdline = readFileSync(file('-cmdline'), 'utf8').trim();
 
+      // A real Swarm manager on the host: the guest reaches the host's loopback as 10.0.2.2
+      // (qemu user networking), so the manager listens on loopback and advertises that address.
+      manager = await startDockerd();
+      const swarmPort = await freePort();
+      await manager.docker.swarmInit({ ListenAddr: `127.0.0.1:${swarmPort}`, AdvertiseAddr: `10.0.2.2:${swarmPort}` });
+      const token = ((await manager.docker.swarmInspect()) as { JoinTokens: { Worker: string } }).JoinTokens.Worker;
+
       const keys = sshKeyPair('stele-e2e');
       const userdata = {
         hostname: { content: 'e2e-worker' },
         ssh: { entries: { authorized_keys: { perm: '0600', content: `${keys.public}\n` } } },
+        swarm: { entries: { manager: { content: `10.0.2.2:${swarmPort}` }, token: { content: token } } },
       };
       const port = await freePort();
       vm = await bootQemu({
@@ -273,6 +282,21 @@ describe('the Swarm worker packages and OS, end to end', () => {
           console.log(`docker info answered ${((Date.now() - t0) / 1000).toFixed(0)} s after qemu started`);
           expect(last.code, `docker info: ${last.stderr}\n--- console ---\n${tail(vm.log(), 60)}`).toBe(0);
           expect(last.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+          // pkg/swarm-join joined the manager with the token from user data: the manager lists
+          // the guest as a ready worker.
+          const joined = await waitFor(async () => {
+            const nodes = (await manager?.docker.listNodes()) as NodeInfo[];
+            return nodes.find((n) => n.Description?.Hostname === 'e2e-worker' && n.Status?.State === 'ready');
+          }, 180_000);
+          console.log(
+            `the manager lists the worker ready ${((Date.now() - t0) / 1000).toFixed(0)} s after qemu started`,
+          );
+          expect(
+            joined?.Spec?.Role,
+            `swarm-join: ${(await sshExec(ssh, 'cat /var/log/swarm-join* 2>&1; true')).stdout}`,
+          ).toBe('worker');
+          const info = await sshExec(ssh, "docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'");
+          expect(info.stdout.trim()).toBe(`active ${joined?.ID}`);
         } finally {
           ssh.end();
         }
@@ -281,10 +305,28 @@ describe('the Swarm worker packages and OS, end to end', () => {
         throw err;
       } finally {
         await vm.stop();
+        await manager?.stop();
       }
     },
   );
 });
+
+interface NodeInfo {
+  ID: string;
+  Description?: { Hostname?: string };
+  Status?: { State?: string };
+  Spec?: { Role?: string };
+}
+
+/** Polls `probe` every 3 s until it returns something, or `timeoutMs` has passed (undefined). */
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await probe().catch(() => undefined);
+    if (got !== undefined || Date.now() > deadline) return got;
+    await new Promise((r) => setTimeout(r, 3_000));
+  }
+}
 
 /** The `stele build` command, if this CLI has one (it is being written alongside). */
 function buildCommand() {
