@@ -128,7 +128,10 @@ try {
     ssh.end();
   }
 
-  say(`done. Not yet available: fleet plan/rollout (blue-green on vSphere, AWS, qemu) — see README: Status`);
+  say('plan a blue-green rollout of this image to the production fleet (3 hosts on vSphere; nothing is changed)');
+  await stele(['fleet', 'plan', '--pkg-org', org, join(REPO, 'fleets/swarm-worker/prod/fleet.yml')], env);
+
+  say(`done. Not yet available: 'stele fleet rollout' (providers for vSphere, AWS, qemu) — see README: Status`);
 } catch (err) {
   console.error(`\ndemo failed: ${(err as Error).message}`);
   process.exitCode = 1;

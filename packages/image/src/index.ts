@@ -22,6 +22,7 @@ export {
 } from './formats/index.ts';
 export { gptLayout, guidBytes, guidFromHash, writeMbr } from './formats/partition.ts';
 export { HostToolError, type HostTools, type RunOptions, type RunResult, spawnHostTools } from './hosttools.ts';
+export { type ImageIdentity, imageIdentity } from './pipeline/identity.ts';
 export {
   BUILD_FORMATS,
   BuildError,
