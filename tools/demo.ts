@@ -131,7 +131,7 @@ try {
   say('plan a blue-green rollout of this image to the production fleet (3 hosts on vSphere; nothing is changed)');
   await stele(['fleet', 'plan', '--pkg-org', org, join(REPO, 'fleets/swarm-worker/prod/fleet.yml')], env);
 
-  say(`done. Not yet available: 'stele fleet rollout' (providers for vSphere, AWS, qemu) — see README: Status`);
+  say(`done. 'stele fleet rollout' works with qemu hosts and a Swarm manager (test/e2e); vSphere and AWS: not yet`);
 } catch (err) {
   console.error(`\ndemo failed: ${(err as Error).message}`);
   process.exitCode = 1;

@@ -118,10 +118,43 @@ describe('stele fleet', () => {
     expect(missing.err).not.toMatch(/\n\s+at /); // no stack trace
   });
 
-  it('--help lists plan and status with examples', async () => {
+  it('rollout and rollback: clear errors before anything is started', async () => {
+    // This image has no kernel: nothing to boot.
+    const noKernel = await stele('fleet', 'rollout', FLEET);
+    expect(noKernel.code).toBe(1);
+    expect(noKernel.err).toMatch(/building the image: the manifest has no kernel/);
+    writeFileSync(
+      join(dir, 'fleets/web/dev/vs.yml'),
+      'name: vs\nimage: ../os.yml\nhosts: 1\nprovider:\n  type: vsphere\n  url: https://vc.example/sdk\n' +
+        '  username: u\n  password: { env: VS_PASSWORD }\n  datacenter: dc\n  datastore: ds\n  network: n\n',
+    );
+    const vs = await stele('fleet', 'rollout', 'fleets/web/dev/vs.yml');
+    expect(vs.code).toBe(1);
+    expect(vs.err).toMatch(/provider vsphere is not available yet \(qemu is\)/);
+    // A rollout to another image is unfinished: it is not silently replaced.
+    writeState('sha256:0123456789abcdef', {
+      rollout: {
+        generation: 2,
+        target: 'sha256:fedcba9876543210',
+        from: [],
+        phase: 'running',
+        steps: [],
+        startedAt: '',
+      },
+    });
+    const other = await stele('fleet', 'rollout', FLEET);
+    expect(other.code).toBe(1);
+    expect(other.err).toMatch(/a rollout to fedcba987654 is unfinished, but the image is now [0-9a-f]{12}/);
+    rmSync(join(dir, STATE));
+    const none = await stele('fleet', 'rollback', FLEET);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/web-dev: no rollout to roll back/);
+  });
+
+  it('--help lists plan, rollout, rollback and status', async () => {
     const r = await stele('fleet', '--help');
     expect(r.out).toMatch(/plan +show what a rollout/);
-    expect(r.out).toMatch(/status/);
+    for (const c of ['rollout', 'rollback', 'status']) expect(r.out).toMatch(new RegExp(`\\n  ${c} `));
     expect(readFileSync(join(dir, FLEET), 'utf8')).toContain('web-dev');
   });
 });

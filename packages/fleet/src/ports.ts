@@ -17,6 +17,11 @@ export interface Provider {
   find(name: string): Promise<ProvidedHost | undefined>;
   /** Where the host answers (ssh, health checks); undefined while it has no address yet. */
   address(host: HostRecord): Promise<string | undefined>;
+  /**
+   * Where to reach the host's `guestPort` from here (a cloud host: its address and that port; a
+   * local VM: a forwarded port on 127.0.0.1); undefined when there is no way (yet).
+   */
+  endpoint(host: HostRecord, guestPort: number): Promise<{ host: string; port: number } | undefined>;
   /** Stops and deletes the host; succeeds when it is already gone. */
   destroy(host: HostRecord): Promise<void>;
 }

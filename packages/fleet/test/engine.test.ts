@@ -49,6 +49,9 @@ class World implements Provider, Orchestrator, HealthChecker, Clock, StateStore 
   async address(h: HostRecord) {
     return this.vms.has(h.name) ? `addr-${h.name}` : undefined;
   }
+  async endpoint(h: HostRecord, port: number) {
+    return this.vms.has(h.name) ? { host: `addr-${h.name}`, port } : undefined;
+  }
   async destroy(h: HostRecord) {
     this.log.push(`destroy ${h.name}`);
     this.vms.delete(h.name);

@@ -15,10 +15,10 @@ const run = promisify(execFile);
 export interface QemuProviderOptions {
   /** Where VM directories live (created when missing). */
   dir: string;
-  /** The OS image to boot new hosts from. */
-  kernel: string;
-  initrd: string;
-  cmdline: string;
+  /** The OS image to boot new hosts from (not needed to find or destroy hosts). */
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
   cpus?: number;
   memoryMiB?: number;
   /** `auto` uses KVM when /dev/kvm can be opened. */
@@ -96,6 +96,8 @@ export class QemuProvider implements Provider {
 
   async create(name: string, userdata: Record<string, unknown>): Promise<ProvidedHost> {
     const dir = this.vmDir(name);
+    const { kernel, initrd } = this.opts;
+    if (!kernel || !initrd) throw new QemuProviderError('no kernel and initrd to boot new hosts from');
     if (await vmPid(dir, name)) throw new QemuProviderError(`a VM named ${name} is already running`);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
@@ -103,8 +105,8 @@ export class QemuProvider implements Provider {
     const port = this.sshPortBase + slot;
     if (port > 65535) throw new QemuProviderError(`no free port for ${name} (sshPortBase ${this.sshPortBase})`);
     // Its own copies: the next rollout may build a new image where these are.
-    await copyFile(this.opts.kernel, join(dir, 'kernel'));
-    await copyFile(this.opts.initrd, join(dir, 'initrd.img'));
+    await copyFile(kernel, join(dir, 'kernel'));
+    await copyFile(initrd, join(dir, 'initrd.img'));
     await writeFile(join(dir, 'slot'), `${slot}\n`);
     const forwards = [
       `hostfwd=tcp:127.0.0.1:${port}-:22`,
@@ -128,7 +130,7 @@ export class QemuProvider implements Provider {
       '-initrd',
       join(dir, 'initrd.img'),
       '-append',
-      `${this.opts.cmdline} stele.userdata=${data}`,
+      `${this.opts.cmdline ?? 'console=ttyS0'} stele.userdata=${data}`,
       '-netdev',
       `user,id=net0,${forwards.join(',')}`,
       '-device',
@@ -164,6 +166,15 @@ export class QemuProvider implements Provider {
 
   async address(host: HostRecord): Promise<string | undefined> {
     return (await this.find(host.name))?.address;
+  }
+
+  async endpoint(host: HostRecord, guestPort: number): Promise<{ host: string; port: number } | undefined> {
+    const found = await this.find(host.name);
+    if (!found) return undefined;
+    const slot = Number(found.ref.slot);
+    if (guestPort === 22) return { host: '127.0.0.1', port: this.sshPortBase + slot };
+    const fwd = (this.opts.forwards ?? []).map((f) => f.split(':').map(Number)).find(([, g]) => g === guestPort);
+    return fwd ? { host: '127.0.0.1', port: (fwd[0] ?? 0) + slot } : undefined;
   }
 
   async destroy(host: HostRecord): Promise<void> {

@@ -75,6 +75,8 @@ describe('QemuProvider', () => {
     expect(await again.find('web-1-1')).toEqual(a);
     expect(await again.address(record('web-1-2'))).toBe(b.address);
     expect(await again.find('web-1-9')).toBeUndefined();
+    expect(await again.endpoint(record('web-1-2'), 22)).toEqual({ host: '127.0.0.1', port: Number(b.ref.port) });
+    expect(await again.endpoint(record('web-1-2'), 8080)).toBeUndefined(); // not forwarded
     await expect(again.create('web-1-1', {})).rejects.toThrow(QemuProviderError);
 
     await again.destroy(record('web-1-1'));

@@ -6,14 +6,15 @@
 // Debian base from tools/debian-base.sh is pushed there as library/debian:bookworm-slim), qemu.
 // The CLI runs in-process (main(argv, io)), against a store of its own in a temp dir.
 
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type Io, main, root } from '@stele/cli';
+import { QemuProvider } from '@stele/provider-qemu';
 import {
   bootQemu,
   connectSsh,
@@ -307,6 +308,144 @@ describe('the Swarm worker packages and OS, end to end', () => {
         await vm.stop();
         await manager?.stop();
       }
+    },
+  );
+});
+
+describe('stele fleet rollout on qemu with a real Swarm manager', () => {
+  let mgr: Dockerd | undefined;
+  let fleetDir = '';
+  afterAll(async () => {
+    // The VMs outlive the CLI (daemonized qemu): destroy whatever is left.
+    const vms = join(fleetDir, 'dev', '.stele', 'qemu', 'e2e');
+    if (fleetDir && existsSync(vms)) {
+      const provider = new QemuProvider({ dir: vms });
+      for (const name of readdirSync(vms)) {
+        await provider
+          .destroy({ name, image: '', generation: 0, status: 'live', createdAt: '' })
+          .catch(() => undefined);
+      }
+    }
+    await mgr?.stop();
+  });
+
+  it.skipIf(!buildCommand())(
+    'a one-host fleet comes up and joins; a new image replaces it blue-green; a killed rollout resumes without a second VM; a failing image is rolled back',
+    async () => {
+      expect(pushed.size, 'the build test pushed every package').toBe(PACKAGES.length);
+      mgr = await startDockerd();
+      const swarmPort = await freePort();
+      await mgr.docker.swarmInit({ ListenAddr: `127.0.0.1:${swarmPort}`, AdvertiseAddr: `10.0.2.2:${swarmPort}` });
+      fleetDir = join(work, 'fleet');
+      mkdirSync(join(fleetDir, 'dev'), { recursive: true });
+      // The image: the Swarm worker OS plus a file that says its version.
+      const base = readFileSync(manifestCopy(), 'utf8');
+      expect(base).toContain('\nfiles:\n');
+      const image = (v: string) =>
+        writeFileSync(
+          join(fleetDir, 'os.yml'),
+          base.replace('\nfiles:\n', `\nfiles:\n  - path: etc/stele-release\n    contents: "${v}"\n`),
+        );
+      image('1');
+      const keys = sshKeyPair('stele-fleet-e2e');
+      writeFileSync(join(fleetDir, 'id'), keys.private, { mode: 0o600 });
+      const fleetFile = join(fleetDir, 'dev', 'fleet.yml');
+      writeFileSync(
+        fleetFile,
+        [
+          'name: e2e',
+          'image: ../os.yml',
+          'hosts: 1',
+          'provider:',
+          '  type: qemu',
+          '  memoryMiB: 2560',
+          '  accel: tcg',
+          `  sshPortBase: ${await freePort()}`,
+          'strategy:',
+          '  bakeSeconds: 5',
+          '  healthTimeoutSeconds: 420',
+          'ssh:',
+          '  privateKey: { file: ../id }',
+          'health:',
+          `  - type: ssh`,
+          `    command: docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active`,
+          '    timeoutSeconds: 30',
+          '  - type: swarm-node-ready',
+          'orchestrator:',
+          '  type: swarm',
+          `  endpoint: unix://${mgr.socketPath}`,
+          '  drainSeconds: 10',
+          '',
+        ].join('\n'),
+      );
+      const args = ['fleet', 'rollout', '--pkg-org', org, '--verify-key', join(work, 'cosign.pub'), fleetFile];
+      const nodes = async () =>
+        (((await mgr?.docker.listNodes()) ?? []) as NodeInfo[])
+          .filter((n) => n.Spec?.Role === 'worker')
+          .map((n) => `${n.Description?.Hostname}:${n.Status?.State}`)
+          .sort();
+
+      const first = await stele(args);
+      console.log(`first rollout: ${(first.ms / 1000).toFixed(0)} s`);
+      expect(first.code, `${first.out}\n${first.err}`).toBe(0);
+      expect(await nodes()).toEqual(['e2e-1-1:ready']);
+      const again = await stele(['fleet', 'plan', '--pkg-org', org, fleetFile]);
+      expect(again.out).toMatch(/nothing to do/);
+
+      // A new image; the rollout is killed once its new host exists, then run again.
+      image('2');
+      const child = spawn(process.execPath, [STELE_BIN, ...args], { cwd: REPO, env: steleEnv() });
+      let seen = '';
+      await new Promise<void>((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error(`no new host within 10 min:\n${seen}`)), 600_000);
+        child.stdout.on('data', (c: Buffer) => {
+          seen += c.toString();
+          if (/e2e-2-1: live/.test(seen)) {
+            clearTimeout(timer);
+            child.kill('SIGKILL');
+            ok();
+          }
+        });
+        child.on('exit', () => {
+          clearTimeout(timer);
+          ok();
+        });
+      });
+      expect(seen, 'the first run was killed after creating its host').toMatch(/e2e-2-1: live/);
+      const pidFile = join(fleetDir, 'dev', '.stele', 'qemu', 'e2e', 'e2e-2-1', 'qemu.pid');
+      const pidBefore = readFileSync(pidFile, 'utf8').trim();
+      const status = await stele(['fleet', 'status', fleetFile]);
+      expect(status.out).toMatch(/rollout 2 to [0-9a-f]{12}: running/);
+
+      const resumed = await stele(args);
+      console.log(`resumed rollout: ${(resumed.ms / 1000).toFixed(0)} s`);
+      expect(resumed.code, `${resumed.out}\n${resumed.err}`).toBe(0);
+      expect(resumed.out).toMatch(/resuming rollout 2/);
+      expect(resumed.out).not.toMatch(/e2e-2-1: creating/); // found, not made again
+      expect(readFileSync(pidFile, 'utf8').trim()).toBe(pidBefore);
+      expect(await nodes()).toEqual(['e2e-2-1:ready']); // the old node drained and removed
+      expect(existsSync(join(fleetDir, 'dev', '.stele', 'qemu', 'e2e', 'e2e-1-1'))).toBe(false);
+      const end = JSON.parse((await stele(['fleet', 'status', '--json', fleetFile])).out);
+      expect(end.hosts.map((h: { name: string }) => h.name)).toEqual(['e2e-2-1']);
+      expect(end.rollout.phase).toBe('done');
+
+      // An image whose hosts never pass a check (nothing answers on port 9): rolled back, the
+      // fleet keeps its host.
+      image('3');
+      writeFileSync(
+        fleetFile,
+        readFileSync(fleetFile, 'utf8')
+          .replace('healthTimeoutSeconds: 420', 'healthTimeoutSeconds: 40')
+          .replace('health:\n', 'health:\n  - type: http\n    port: 9\n'),
+      );
+      const failed = await stele(args);
+      expect(failed.code).toBe(1);
+      expect(failed.err).toMatch(/e2e-3-1 did not pass its health checks in 40 s: .*rolled back: removed e2e-3-1/);
+      expect(existsSync(join(fleetDir, 'dev', '.stele', 'qemu', 'e2e', 'e2e-3-1'))).toBe(false);
+      const after = JSON.parse((await stele(['fleet', 'status', '--json', fleetFile])).out);
+      expect(after.hosts.map((h: { name: string }) => h.name)).toEqual(['e2e-2-1']);
+      expect(after.rollout.phase).toBe('rolled-back');
+      expect(await nodes()).toEqual(['e2e-2-1:ready']);
     },
   );
 });
