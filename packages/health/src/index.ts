@@ -1,6 +1,9 @@
 // The checks a new host must pass (fleet.yml `health`): a command over ssh, an HTTP status, the
 // orchestrator's view of the node. A host is healthy when every check passes; each attempt has
 // its own timeout, and the first failure is what the result reports.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { HealthChecker, HealthResult, HostRecord } from '@stele/fleet';
 import type { HealthCheck } from '@stele/manifest';
 import ssh2 from 'ssh2';
@@ -13,10 +16,47 @@ export interface Endpoints {
   endpoint(host: HostRecord, guestPort: number): Promise<{ host: string; port: number } | undefined>;
 }
 
+/** Host keys seen at first contact (trust on first use), by host name. */
+export interface HostKeyPins {
+  get(host: string): Promise<string | undefined>;
+  set(host: string, fingerprint: string): Promise<void>;
+}
+
+/** Pins kept in a JSON file (beside the fleet's state), replaced atomically. */
+export class FileHostKeyPins implements HostKeyPins {
+  constructor(readonly path: string) {}
+  private async all(): Promise<Record<string, string>> {
+    try {
+      return JSON.parse(await readFile(this.path, 'utf8')) as Record<string, string>;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new Error(`cannot read the host key pins ${this.path}: ${(err as Error).message}`);
+    }
+  }
+  async get(host: string): Promise<string | undefined> {
+    return (await this.all())[host];
+  }
+  async set(host: string, fingerprint: string): Promise<void> {
+    const pins = { ...(await this.all()), [host]: fingerprint };
+    await mkdir(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(pins, null, 2)}\n`);
+    await rename(tmp, this.path);
+  }
+}
+
+/** OpenSSH's fingerprint of a host key: SHA256:<base64, no padding>. */
+export function fingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
 export interface HealthDeps {
   endpoints: Endpoints;
-  /** For `ssh` checks (fleet.yml `ssh`, the key already read). */
-  ssh?: { user: string; port: number; privateKey: string };
+  /**
+   * For `ssh` checks (fleet.yml `ssh`, the key already read). With `pins`, a host's key is pinned
+   * at first contact and a later different key fails the check.
+   */
+  ssh?: { user: string; port: number; privateKey: string; pins?: HostKeyPins };
   /** For `swarm-node-ready` / `ecs-agent-connected`. */
   orchestrator?: { nodeReady(host: HostRecord): Promise<HealthResult> };
 }
@@ -24,14 +64,16 @@ export interface HealthDeps {
 const DEFAULT_TIMEOUT_S = 10;
 
 function sshRun(
+  name: string,
   target: { host: string; port: number },
-  auth: { user: string; privateKey: string },
+  auth: { user: string; privateKey: string; pins?: HostKeyPins },
   command: string,
   timeoutMs: number,
 ): Promise<HealthResult> {
   return new Promise((resolve) => {
     const c = new Client();
     let settled = false;
+    let refused: string | undefined;
     const done = (r: HealthResult) => {
       if (settled) return;
       settled = true;
@@ -40,7 +82,7 @@ function sshRun(
       resolve(r);
     };
     const timer = setTimeout(() => done({ ok: false, detail: `ssh: no answer in ${timeoutMs / 1000} s` }), timeoutMs);
-    c.on('error', (e) => done({ ok: false, detail: `ssh: ${e.message}` }));
+    c.on('error', (e) => done({ ok: false, detail: refused ?? `ssh: ${e.message}` }));
     c.on('ready', () => {
       c.exec(command, (err, stream) => {
         if (err) return done({ ok: false, detail: `ssh: ${err.message}` });
@@ -65,13 +107,32 @@ function sshRun(
         );
       });
     });
-    // Host keys are not checked yet (see docs/fleet-yml.md: ssh.knownHosts).
+    const pins = auth.pins;
     c.connect({
       host: target.host,
       port: target.port,
       username: auth.user,
       privateKey: auth.privateKey,
       readyTimeout: timeoutMs,
+      ...(pins
+        ? {
+            hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+              const got = fingerprint(key);
+              pins
+                .get(name)
+                .then(async (pinned) => {
+                  if (!pinned) await pins.set(name, got);
+                  else if (pinned !== got)
+                    refused = `ssh: the host key of ${name} changed (pinned ${pinned}, got ${got})`;
+                  verify(!refused);
+                })
+                .catch((err: unknown) => {
+                  refused = `ssh: ${(err as Error).message}`;
+                  verify(false);
+                });
+            },
+          }
+        : {}),
     });
   });
 }
@@ -102,7 +163,7 @@ export function healthChecker(checks: HealthCheck[], deps: HealthDeps): HealthCh
             if (!deps.ssh) return { ok: false, detail: 'ssh check without an ssh section' };
             const ep = await deps.endpoints.endpoint(host, deps.ssh.port);
             if (!ep) return { ok: false, detail: `ssh: ${host.name} has no address yet` };
-            r = await sshRun(ep, deps.ssh, check.command, timeoutMs);
+            r = await sshRun(host.name, ep, deps.ssh, check.command, timeoutMs);
             break;
           }
           case 'http': {

@@ -1,11 +1,14 @@
 // Health checks against a real HTTP server and an ssh server on loopback (ssh2's server stands
 // in for a guest's sshd here; the fleet's end-to-end test uses the real one).
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { HostRecord } from '@stele/fleet';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInterval, healthChecker } from '../src/index.ts';
+import { checkInterval, FileHostKeyPins, healthChecker } from '../src/index.ts';
 
 const { Server: SshServer, utils } = ssh2;
 const host: HostRecord = { name: 'web-1-1', image: 'x', generation: 1, status: 'live', createdAt: '' };
@@ -109,6 +112,27 @@ describe('health checks', () => {
     expect(wrongKey.ok).toBe(false);
     expect(wrongKey.detail).toMatch(/^ssh: All configured authentication methods failed/);
     expect(commands).toEqual(['true', 'docker info']);
+  });
+
+  it('ssh host keys are pinned at first contact; a different key later fails the check', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stele-pins-'));
+    try {
+      const pins = new FileHostKeyPins(join(dir, 'pins.json'));
+      const check = () =>
+        healthChecker([{ type: 'ssh', command: 'true' }], { endpoints, ssh: { ...sshAuth, pins } }).check(host);
+      expect((await check()).ok).toBe(true);
+      const pinned = await pins.get('web-1-1');
+      expect(pinned).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+      expect((await check()).ok).toBe(true); // same key: still fine
+      await pins.set('web-1-1', 'SHA256:somethingelse');
+      const changed = await check();
+      expect(changed).toEqual({
+        ok: false,
+        detail: `ssh: the host key of web-1-1 changed (pinned SHA256:somethingelse, got ${pinned})`,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('all checks must pass, the first failure is reported; orchestrator checks ask the orchestrator', async () => {

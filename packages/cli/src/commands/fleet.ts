@@ -21,7 +21,7 @@ import {
   startRollout,
   statePath,
 } from '@stele/fleet';
-import { authorizedKey, checkInterval, healthChecker } from '@stele/health';
+import { authorizedKey, checkInterval, FileHostKeyPins, healthChecker } from '@stele/health';
 import { BuildError, buildImage, imageIdentity } from '@stele/image';
 import { type Fleet, formatError, parseFleet, resolveCount, type SecretRef } from '@stele/manifest';
 import { defaultStoreDir, Store } from '@stele/oci';
@@ -206,6 +206,8 @@ async function wire(
         user: fleet.ssh.user,
         port: fleet.ssh.port,
         privateKey: await readSecret(fleet.ssh.privateKey, file, env, 'ssh.privateKey'),
+        // Host keys pinned at first contact, beside the state.
+        pins: new FileHostKeyPins(`${store.path.replace(/\.json$/, '')}.hostkeys.json`),
       }
     : undefined;
   const health = healthChecker(fleet.health, {
