@@ -43,7 +43,7 @@ export function planRollout(settings: PlanSettings, state: FleetState, target: s
   const { fleet, hosts: want, maxSurge, minHealthy, bakeSeconds } = settings;
   if (state.rollout?.phase === 'running') {
     throw new PlanError(
-      `a rollout to ${short(state.rollout.target)} (generation ${state.rollout.generation}) is in progress: ` +
+      `a rollout to ${shortImage(state.rollout.target)} (generation ${state.rollout.generation}) is in progress: ` +
         "resume it with 'stele fleet rollout' or undo it with 'stele fleet rollback'",
     );
   }
@@ -100,16 +100,17 @@ export function planRollout(settings: PlanSettings, state: FleetState, target: s
   return { fleet, generation, from: [...new Set(live.map((h) => h.image))], to: target, steps, creates, retires };
 }
 
-function short(image: string): string {
+/** An image identity as people read it: its first 12 hex digits. */
+export function shortImage(image: string): string {
   return image.replace(/^sha256:/, '').slice(0, 12);
 }
 
 /** The plan as lines of text, for a terminal. */
 export function formatPlan(plan: Plan): string {
-  if (!plan.steps.length) return `${plan.fleet}: nothing to do (every host runs ${short(plan.to)})\n`;
-  const from = plan.from.length ? plan.from.map(short).join(', ') : 'no hosts';
+  if (!plan.steps.length) return `${plan.fleet}: nothing to do (every host runs ${shortImage(plan.to)})\n`;
+  const from = plan.from.length ? plan.from.map(shortImage).join(', ') : 'no hosts';
   const lines = [
-    `${plan.fleet}: ${from} → ${short(plan.to)} (generation ${plan.generation}); ` +
+    `${plan.fleet}: ${from} → ${shortImage(plan.to)} (generation ${plan.generation}); ` +
       `${plan.creates.length} new host(s), ${plan.retires.length} retired`,
   ];
   for (const [i, s] of plan.steps.entries()) {

@@ -18,6 +18,7 @@ import {
   resumeRollout,
   rollbackRollout,
   StateError,
+  shortImage,
   startRollout,
   statePath,
 } from '@stele/fleet';
@@ -297,7 +298,7 @@ const rollout: Command = {
     const running = state.rollout?.phase === 'running' ? state.rollout : undefined;
     if (running && running.target !== target.identity) {
       throw new UserError(
-        `${fleet.name}: a rollout to ${running.target.slice(7, 19)} is unfinished, but the image is now ${target.identity.slice(7, 19)}: ` +
+        `${fleet.name}: a rollout to ${shortImage(running.target)} is unfinished, but the image is now ${shortImage(target.identity)}: ` +
           "put the image back to resume it, or run 'stele fleet rollback' first",
       );
     }
@@ -312,7 +313,7 @@ const rollout: Command = {
       else ctx.io.stdout.write(`${fleet.name}: resuming rollout ${running?.generation}\n`);
       const end = p ? await startRollout(p, w.settings, w.deps) : await resumeRollout(w.settings, w.deps);
       if (ctx.values.json) ctx.io.stdout.write(`${JSON.stringify(end, null, 2)}\n`);
-      else ctx.io.stdout.write(`${fleet.name}: ${end.hosts.length} host(s) on ${target.identity.slice(7, 19)}\n`);
+      else ctx.io.stdout.write(`${fleet.name}: ${end.hosts.length} host(s) on ${shortImage(target.identity)}\n`);
       return 0;
     } catch (err) {
       if (err instanceof RolloutError || err instanceof StateError)
@@ -407,16 +408,15 @@ const status: Command = {
       io.stdout.write(`${JSON.stringify({ state: store.path, ...state }, null, 2)}\n`);
       return 0;
     }
-    const short = (i: string) => i.replace(/^sha256:/, '').slice(0, 12);
     io.stdout.write(`${fleet.name}: ${state.hosts.length} host(s) recorded in ${store.path}\n`);
     for (const h of state.hosts) {
-      io.stdout.write(`  ${h.name.padEnd(28)} ${h.status.padEnd(9)} ${short(h.image)}  ${h.address ?? ''}\n`);
+      io.stdout.write(`  ${h.name.padEnd(28)} ${h.status.padEnd(9)} ${shortImage(h.image)}  ${h.address ?? ''}\n`);
     }
     const r = state.rollout;
     if (r) {
       const done = r.steps.filter((x) => x.status === 'done').length;
       io.stdout.write(
-        `rollout ${r.generation} to ${short(r.target)}: ${r.phase}, ${done}/${r.steps.length} steps done` +
+        `rollout ${r.generation} to ${shortImage(r.target)}: ${r.phase}, ${done}/${r.steps.length} steps done` +
           `${r.reason ? ` (${r.reason})` : ''}\n`,
       );
     }

@@ -3,10 +3,9 @@
 // resolves to for the platform, or the contents of a `files` source on the build host.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { parseOsManifest } from '@stele/manifest';
-import { type BuildImageOptions, buildImage, type PlanSummary } from './index.ts';
+import { type BuildImageOptions, buildImage, type PlanSummary, resolveSourcePath } from './index.ts';
 
 export interface ImageIdentity {
   /** `sha256:<hex>` over the manifest, the resolved digests and the files' sources. */
@@ -26,9 +25,7 @@ export async function imageIdentity(
   if (parsed.ok) {
     for (const f of parsed.value.files ?? []) {
       if (!f.source) continue;
-      const path = f.source.startsWith('~/')
-        ? join(homedir(), f.source.slice(2))
-        : resolve(dirname(plan.manifest), f.source);
+      const path = resolveSourcePath(dirname(plan.manifest), f.source);
       sources.push([f.source, await readFile(path).then(sha256, () => 'missing')]);
     }
   }

@@ -122,7 +122,8 @@ function mustVerify(m: OsManifest, ref: string, allByKey: boolean): boolean {
   return names.includes(repo) || (m.trust?.org ?? []).includes(org);
 }
 
-function resolveSourcePath(manifestDir: string, source: string): string {
+/** A `files` entry's `source` on the build host: `~/…` in the home directory, else relative to the manifest. */
+export function resolveSourcePath(manifestDir: string, source: string): string {
   if (source.startsWith('~/')) return join(homedir(), source.slice(2));
   return resolve(manifestDir, source);
 }
