@@ -1,10 +1,9 @@
 // The fleet's state as a JSON file beside the fleet.yml (state.backend: file): replaced
 // atomically (temp file + rename) on every change, and locked while a command changes it.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Fleet } from '@stele/manifest';
-import { withLock } from '@stele/oci';
+import { withLock, writeJsonAtomic } from '@stele/oci';
 import type { StateStore } from './ports.ts';
 import { emptyState, type FleetState } from './types.ts';
 
@@ -52,16 +51,8 @@ export class FileStateStore implements StateStore {
     return state;
   }
 
-  async save(state: FleetState): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
-      await rename(tmp, this.path);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+  save(state: FleetState): Promise<void> {
+    return writeJsonAtomic(this.path, state);
   }
 
   async locked<T>(fn: () => Promise<T>): Promise<T> {

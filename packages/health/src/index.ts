@@ -1,11 +1,11 @@
 // The checks a new host must pass (fleet.yml `health`): a command over ssh, an HTTP status, the
 // orchestrator's view of the node. A host is healthy when every check passes; each attempt has
 // its own timeout, and the first failure is what the result reports.
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { HealthChecker, HealthResult, HostRecord } from '@stele/fleet';
 import type { HealthCheck } from '@stele/manifest';
+import { writeJsonAtomic } from '@stele/oci';
 import ssh2 from 'ssh2';
 
 // ssh2 is CommonJS: its named exports come through the default import.
@@ -37,11 +37,7 @@ export class FileHostKeyPins implements HostKeyPins {
     return (await this.all())[host];
   }
   async set(host: string, fingerprint: string): Promise<void> {
-    const pins = { ...(await this.all()), [host]: fingerprint };
-    await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(pins, null, 2)}\n`);
-    await rename(tmp, this.path);
+    await writeJsonAtomic(this.path, { ...(await this.all()), [host]: fingerprint });
   }
 }
 

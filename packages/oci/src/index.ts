@@ -1,4 +1,5 @@
 export * from './archive.ts';
+export * from './atomic.ts';
 export * from './copy.ts';
 export * from './descriptor.ts';
 export * from './digest.ts';

@@ -26,10 +26,10 @@ import {
   type Source,
   type Store,
   selectPlatform,
+  writeJsonAtomic,
 } from '@stele/oci';
 import { gitCli, loadPackage } from '@stele/pkg';
 import type { OciImageConfig } from '../assemble/index.ts';
-import { writeJsonAtomic } from './atomic.ts';
 import { BuildError } from './errors.ts';
 
 export interface ResolvedImage {

@@ -1,3 +1,4 @@
+// Files that appear whole or not at all: written under a temp name beside the target, then renamed.
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
