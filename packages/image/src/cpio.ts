@@ -23,6 +23,7 @@ import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
 import { sourceDateEpoch } from './formats/epoch.ts';
 import { ParallelGzip } from './pgzip.ts';
+import type { TarHeader } from './pipeline/tarfmt.ts';
 
 export interface WriteInitrdOptions {
   /** Seconds since the epoch for every entry; default $SOURCE_DATE_EPOCH or 2017-04-18T16:30Z. */
@@ -135,18 +136,8 @@ export function normaliseName(raw: string): string {
   return name;
 }
 
-/** One entry as the initrd writer takes it (a tar header, types named as in tarfmt.ts). */
-export interface InitrdEntry {
-  name: string;
-  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'other';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-}
+/** One entry as the initrd writer takes it: a tar header (mtimes are the build's, pax unused). */
+export type InitrdEntry = Omit<TarHeader, 'mtime' | 'pax'>;
 
 type Capture = 'kernel' | 'cmdline' | 'ucode';
 

@@ -14,25 +14,16 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Descriptor, Store } from '@stele/oci';
 import { BuildError } from './errors.ts';
-import { type ScannedEntry, TarFormatError, TarScanner, type TarType } from './tarfmt.ts';
+import { type ScannedEntry, TarFormatError, TarScanner } from './tarfmt.ts';
 
 const VERSION = 1;
 
-export interface CachedEntry {
-  /** Name as in the tar. */
-  name: string;
-  type: TarType;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-  /** Offset of the contents in the tar, and their size (regular files). */
-  offset: number;
-  size: number;
-}
+/**
+ * A scanned entry as the index keeps it: no pax records, link and device fields only where
+ * they mean something, `size` 0 for anything but a regular file.
+ */
+export type CachedEntry = Omit<ScannedEntry, 'pax' | 'linkname' | 'devmajor' | 'devminor'> &
+  Partial<Pick<ScannedEntry, 'linkname' | 'devmajor' | 'devminor'>>;
 
 export interface CachedLayer {
   /** The compressed layer's digest. */

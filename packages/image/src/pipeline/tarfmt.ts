@@ -297,18 +297,10 @@ function paxRecord(key: string, value: string): string {
   return `${len}${body}`;
 }
 
-function ustarBlock(h: {
-  name: string;
-  flag: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  size: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-}): { block: Buffer; overflow: Record<string, string> } {
+function ustarBlock(h: Omit<TarHeader, 'type' | 'pax'> & { flag: string }): {
+  block: Buffer;
+  overflow: Record<string, string>;
+} {
   const b = Buffer.alloc(BLOCK);
   const overflow: Record<string, string> = {};
   const name = Buffer.from(h.name, 'utf8');
