@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { gunzipSync, inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParallelGzip } from '../src/pgzip.ts';
+import { prng } from './prng.ts';
 
 const BLOCK = 1 << 20;
 
@@ -35,18 +36,6 @@ function crc32(data: Buffer): number {
   let c = 0xffffffff;
   for (const b of data) c = (CRC_TABLE[(c ^ b) & 0xff] as number) ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
-}
-
-/** A small seeded PRNG (mulberry32), for chunk sizes that are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** `n` bytes (the same for the same seed) alternating incompressible runs, text that repeats (also across blocks) and zeros. */

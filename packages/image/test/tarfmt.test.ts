@@ -34,6 +34,7 @@ import {
   type TarType,
   tarPadding,
 } from '../src/pipeline/tarfmt.ts';
+import { prng } from './prng.ts';
 
 let work: string;
 
@@ -66,18 +67,6 @@ function scan(archive: Buffer, nextSize: () => number = () => archive.length): S
   s.end();
   expect(s.position).toBe(archive.length);
   return out;
-}
-
-/** A small seeded PRNG (mulberry32): random chunk sizes that are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function kindOf(path: string): TarType {
