@@ -124,9 +124,17 @@ interface BootImage {
   cmdline: string;
 }
 
-function providerFor(fleet: Fleet, file: string, image?: BootImage): Provider {
+/** The provider and orchestrator this CLI can drive (narrowed); a clear error for the others. */
+function supported(fleet: Fleet) {
   const p = fleet.provider;
+  const o = fleet.orchestrator;
   if (p.type !== 'qemu') throw new UserError(`provider ${p.type} is not available yet (qemu is)`);
+  if (o.type === 'ecs') throw new UserError(`orchestrator ${o.type} is not available yet (swarm is)`);
+  return { provider: p, orchestrator: o };
+}
+
+function providerFor(fleet: Fleet, file: string, image?: BootImage): Provider {
+  const p = supported(fleet).provider;
   return new QemuProvider({
     dir: resolve(dirname(file), p.dir ?? join('.stele', 'qemu', fleet.name)),
     ...(image ?? {}),
@@ -139,9 +147,8 @@ function providerFor(fleet: Fleet, file: string, image?: BootImage): Provider {
 }
 
 async function orchestratorFor(fleet: Fleet, file: string, env: NodeJS.ProcessEnv) {
-  const o = fleet.orchestrator;
+  const o = supported(fleet).orchestrator;
   if (o.type === 'none') return undefined;
-  if (o.type !== 'swarm') throw new UserError(`orchestrator ${o.type} is not available yet (swarm is)`);
   const tls = o.tls
     ? {
         ca: await readSecret(o.tls.ca, file, env, 'orchestrator.tls.ca'),
@@ -291,8 +298,7 @@ const rollout: Command = {
     const file = resolve(ctx.io.cwd, ctx.positionals[0] as string);
     const fleet = await loadFleet(file);
     // What is not supported fails before anything is resolved or built.
-    providerFor(fleet, file);
-    if (fleet.orchestrator.type === 'ecs') throw new UserError('orchestrator ecs is not available yet (swarm is)');
+    supported(fleet);
     const { store, state } = await openState(fleet, file);
     const target = await targetOf(ctx, fleet, file);
     const running = state.rollout?.phase === 'running' ? state.rollout : undefined;
