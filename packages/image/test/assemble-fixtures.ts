@@ -2,12 +2,23 @@
 // pkg/<name>/build.yml (at linuxkit 3bf33c3a) as `linuxkit pkg build` stores them: JSON in the
 // `org.mobyproject.config` label. Cmd/Entrypoint/WorkingDir follow each package's Dockerfile.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe } from 'vitest';
 import { parse } from 'yaml';
 import type { OciImageConfig, OsManifest } from '../src/assemble/index.ts';
 
-export const CORPUS = '/work/shared/corpus/linuxkit';
+/** LinuxKit's manifests, read in place beside the repository (or $STELE_CORPUS); a user's clone has none. */
+export const CORPUS =
+  process.env.STELE_CORPUS ?? fileURLToPath(new URL('../../../../shared/corpus/linuxkit', import.meta.url));
+export const corpusPresent = existsSync(join(CORPUS, 'examples'));
+
+/** `describe` for tests built on corpus manifests: where the corpus is absent, skipped and saying so. */
+export function describeCorpus(name: string, body: () => void): void {
+  if (corpusPresent) describe(name, body);
+  else describe.skip(`${name} (skipped: no LinuxKit corpus at ${CORPUS})`, body);
+}
 
 export function loadManifest(relative: string): OsManifest {
   return parse(readFileSync(join(CORPUS, relative), 'utf8')) as OsManifest;

@@ -1,7 +1,7 @@
 // Initrd layout rules of LinuxKit's moby/build (Build, outputImage, ImageBundle, filesystem),
 // checked on the example manifests.
 
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
   type LayoutEntry,
@@ -11,7 +11,7 @@ import {
   type OsManifest,
   planLayout,
 } from '../src/assemble/index.ts';
-import { example, loadManifest, standInConfig } from './assemble-fixtures.ts';
+import { describeCorpus, example, loadManifest, standInConfig } from './assemble-fixtures.ts';
 
 /** 2017-04-18T16:30:00Z, LinuxKit's defaultModTime. */
 const LINUXKIT_MTIME = Date.UTC(2017, 3, 18, 16, 30, 0) / 1000;
@@ -32,7 +32,7 @@ const trees = (p: LayoutPlan) =>
 const text = (e: LayoutEntry | undefined) =>
   e?.source?.kind === 'bytes' ? new TextDecoder().decode(e.source.data) : undefined;
 
-describe('bundle directories', () => {
+describeCorpus('bundle directories', () => {
   it('onboot bundles are containers/onboot/NNN-name, NNN the zero-padded list index; services are containers/services/name (docker.yml)', () => {
     const p = plan(example('docker'));
     expect(p.containers.map((c) => c.dir)).toEqual([
@@ -170,7 +170,7 @@ describe('bundle directories', () => {
   });
 });
 
-describe('order of the initrd', () => {
+describeCorpus('order of the initrd', () => {
   it('kernel, then init images (then apk database), volumes, onboot, onshutdown, services, files (volumes.yml)', () => {
     const p = plan(example('volumes'));
     const phase = (s: LayoutStep): string => {
@@ -215,7 +215,7 @@ describe('order of the initrd', () => {
   });
 });
 
-describe('mtime', () => {
+describeCorpus('mtime', () => {
   it('everything assembly creates has the fixed mtime 2017-04-18T16:30:00Z', () => {
     const p = plan(example('docker'));
     expect(new Set(entries(p).map((e) => e.mtime))).toEqual(new Set([LINUXKIT_MTIME]));
@@ -227,7 +227,7 @@ describe('mtime', () => {
   });
 });
 
-describe('files', () => {
+describeCorpus('files', () => {
   const files = (p: LayoutPlan) => entries(p).filter((e) => e.origin.source === 'linuxkit.files');
 
   it('a file defaults to mode 0600 and a directory to 0700; leading directories get the mode with x bits added (docker.yml)', () => {
@@ -314,7 +314,7 @@ describe('files', () => {
   });
 });
 
-describe('volumes', () => {
+describeCorpus('volumes', () => {
   it('each volume gets lower/ (its image, if any), tmp/ and merged/ under containers/volumes/<name> (volumes.yml)', () => {
     const p = plan(example('volumes'));
     const vol = entries(p)
@@ -350,7 +350,7 @@ describe('volumes', () => {
   });
 });
 
-describe('corpus', () => {
+describeCorpus('corpus', () => {
   it.each([
     'examples/addbinds.yml',
     'examples/cadvisor.yml',

@@ -13,7 +13,7 @@ import {
   runtimeJson,
   specJson,
 } from '../src/assemble/index.ts';
-import { example, PACKAGE_CONFIG, standInConfig } from './assemble-fixtures.ts';
+import { describeCorpus, example, PACKAGE_CONFIG, standInConfig } from './assemble-fixtures.ts';
 
 function find(m: OsManifest, name: string): ImageEntry {
   for (const list of [m.onboot, m.onshutdown, m.services]) {
@@ -33,7 +33,7 @@ const byteSorted = (list: readonly string[]) =>
 const destinations = (c: ContainerConfig) => (c.spec.mounts ?? []).map((m) => m.destination);
 const mountAt = (c: ContainerConfig, d: string) => c.spec.mounts?.find((m) => m.destination === d);
 
-describe('process: args, env, cwd (image config < label < manifest)', () => {
+describeCorpus('process: args, env, cwd (image config < label < manifest)', () => {
   it('args are the image Entrypoint followed by Cmd when neither label nor manifest sets command (getty, minimal.yml)', () => {
     const c = configFor(example('minimal'), 'getty');
     expect(c.spec.process.args).toEqual(['/sbin/tini', '-s', '-v', '--', '/usr/bin/rungetty.sh']);
@@ -69,7 +69,7 @@ describe('process: args, env, cwd (image config < label < manifest)', () => {
   });
 });
 
-describe('capabilities', () => {
+describeCorpus('capabilities', () => {
   it('[all] expands to every known capability: effective in kernel order, bounding/inheritable/permitted sorted (getty)', () => {
     const caps = configFor(example('minimal'), 'getty').spec.process.capabilities;
     expect(caps.effective).toEqual(ALL_CAPABILITIES);
@@ -122,7 +122,7 @@ describe('capabilities', () => {
   });
 });
 
-describe('mounts', () => {
+describeCorpus('mounts', () => {
   it('every container gets /proc, /dev, /dev/pts, /sys and /sys/fs/cgroup with Docker-like options (redis, no label)', () => {
     const c = configFor(example('redis-os'), 'redis');
     expect(c.spec.mounts).toEqual([
@@ -235,7 +235,7 @@ describe('mounts', () => {
   });
 });
 
-describe('namespaces', () => {
+describeCorpus('namespaces', () => {
   const types = (c: ContainerConfig) => c.spec.linux.namespaces;
 
   it('pid and net host (getty label) leave only the always-new mount namespace', () => {
@@ -267,7 +267,7 @@ describe('namespaces', () => {
   });
 });
 
-describe('devices, resources and other fields', () => {
+describeCorpus('devices, resources and other fields', () => {
   it('devices become linux.devices with the octal mode, plus a device cgroup rule rwm each (getty label)', () => {
     const c = configFor(example('minimal'), 'getty');
     expect(c.spec.linux.devices?.[0]).toEqual({ path: '/dev/console', type: 'c', major: 5, minor: 1, fileMode: 0o666 });
@@ -375,7 +375,7 @@ describe('label handling', () => {
   });
 });
 
-describe('runtime.json', () => {
+describeCorpus('runtime.json', () => {
   it('runtime members come from the manifest; bindNS always lists all seven namespaces (wireguard.yml wg0)', () => {
     const c = configFor(example('wireguard'), 'wg0');
     expect(c.runtime).toEqual({
@@ -400,7 +400,7 @@ describe('runtime.json', () => {
   });
 });
 
-describe('JSON encoding', () => {
+describeCorpus('JSON encoding', () => {
   it('config.json is Go MarshalIndent: four-space indent, ociVersion first, empty values omitted, <>& escaped', () => {
     const c = configFor(example('redis-os'), 'redis', { env: ['A=<b&c>'] });
     const text = specJson(c.spec);

@@ -7,15 +7,15 @@
 // listed in docs/linuxkit-differences.md (marked "DIFF" below).
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { basename, dirname, join, posix } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import { type OsManifest, parseImageRef, parseOsManifest } from '@stele/manifest';
 import { Store } from '@stele/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../src/index.ts';
+import { CORPUS, corpusPresent } from './assemble-fixtures.ts';
 import { IMAGE_MTIME, type LayerEntry, readTar, storeImage, type TarEntry } from './build-images.ts';
 
 type ImageEntry = NonNullable<OsManifest['onboot']>[number];
-const CORPUS = join(dirname(new URL(import.meta.url).pathname), '../../../../shared/corpus/linuxkit');
 const MANIFESTS = [
   'examples/minimal.yml',
   'examples/docker-for-mac.yml',
@@ -396,7 +396,7 @@ const ALL_CAPS_MIN = 38; // LinuxKit's allCaps list has 41 entries; at least thi
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'stele-build-corpus-'));
-  if (!existsSync(CORPUS)) return;
+  if (!corpusPresent) return;
   store = await Store.open(join(work, 'store'));
   const { layerTar } = await import('./build-images.ts');
   KERNEL_TAR = await layerTar(KERNEL_TAR_ENTRIES);
@@ -432,7 +432,7 @@ function mergedView(entries: TarEntry[]): Map<string, TarEntry> {
   return view;
 }
 
-describe.runIf(existsSync(CORPUS))(
+describe.runIf(corpusPresent)(
   'LinuxKit corpus manifests built to tar from stand-in images match LinuxKit rules',
   () => {
     it('sbom.spdx.json is written last, 0644 root, with the fixed mtime (LinuxKit SbomGenerator.Close)', async () => {

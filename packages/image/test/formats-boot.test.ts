@@ -41,13 +41,19 @@ afterAll(() => {
   console.log(`boot times (marker seen after, ms): ${JSON.stringify(timings)}`);
 });
 
+/**
+ * Each test builds a format and boots it; a boot may take up to its own 120 s bound (TCG on two
+ * busy cores), so the test gets that and room for the build.
+ */
+const BOOT_TEST = { timeout: 300_000 };
+
 async function boot(format: string, source: BootSource, firmware: 'bios' | 'efi'): Promise<void> {
   const res = await bootQemu({ ...source, firmware, marker, timeoutMs: 120_000, name: `boot-${format}` });
   expect(res.log).toContain(`${marker} via `);
   timings[format] = res.markerSeenAfterMs;
 }
 
-describe('kernel+initrd from a tar stream through writeInitrd', () => {
+describe('kernel+initrd from a tar stream through writeInitrd', BOOT_TEST, () => {
   it('boots, with busybox applets reached through a symlink and a hard link', async () => {
     const kernelBytes = readFileSync(debianKernel());
     const p = pack();
@@ -85,7 +91,7 @@ describe('kernel+initrd from a tar stream through writeInitrd', () => {
   });
 });
 
-describe('bootable formats', () => {
+describe('bootable formats', BOOT_TEST, () => {
   let initrd: string;
   const all = process.env.STELE_BOOT_ALL === '1';
   const lean: FormatName[] = ['iso-bios', 'iso-efi', 'raw-bios', 'raw-efi', 'qcow2-bios'];

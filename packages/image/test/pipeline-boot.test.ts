@@ -85,7 +85,9 @@ function source(format: FormatName, files: string[]): BootSource {
   return { disk: file, format: file.endsWith('.qcow2') ? 'qcow2' : 'raw' };
 }
 
-describe('stele build boots in qemu, byte-reproducibly', () => {
+// Each test builds a format twice and boots it, the boot bounded at 150 s (TCG on two busy
+// cores): the test's own timeout leaves room for both builds above that.
+describe('stele build boots in qemu, byte-reproducibly', { timeout: 400_000 }, () => {
   const formats: FormatName[] = ['kernel+initrd', 'iso-bios', 'iso-efi', 'raw-bios', 'raw-efi', 'qcow2-bios'];
   for (const format of formats) {
     it(`${format}`, async () => {

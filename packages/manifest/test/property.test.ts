@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { type ManifestError, type ParseResult, parseBuildYml, parseFleet, parseOsManifest } from '../src/index.ts';
-import { classes, corpusPresent, findNamed, read } from './corpus.ts';
+import { CORPUS, classes, corpusPresent, findNamed, read } from './corpus.ts';
 
 type Parser = (text: string, file: string) => ParseResult<unknown>;
 type Path = Array<string | number>;
@@ -108,42 +108,54 @@ const fleetSample = [
   readFileSync(new URL('../../../fleets/swarm-worker/prod/fleet.yml', import.meta.url), 'utf8'),
 ];
 
-describe.runIf(corpusPresent)('mutated corpus files never crash the parsers', () => {
-  const osFiles = classes().os_manifest;
-  const pkgFiles = findNamed('pkg', 'build.yml');
-  const sets: Array<[string, Parser, string[]]> = [
-    ['OS manifests', parseOsManifest, osFiles.map(read)],
-    ['build.yml', parseBuildYml, pkgFiles.map(read)],
-    ['fleet.yml', parseFleet, fleetSample],
+/** Tests that read the corpus: where it is absent, skipped and saying so in their names. */
+const needsCorpus = corpusPresent ? '' : ` (skipped: no LinuxKit corpus at ${CORPUS})`;
+
+describe('mutated files never crash the parsers', () => {
+  // Read on first use: where the corpus is absent only the fleet samples are read.
+  const sets: Array<[name: string, parser: Parser, texts: () => string[], corpus: boolean]> = [
+    ['OS manifests', parseOsManifest, () => classes().os_manifest.map(read), true],
+    ['build.yml', parseBuildYml, () => findNamed('pkg', 'build.yml').map(read), true],
+    ['fleet.yml', parseFleet, () => fleetSample, false],
   ];
 
-  for (const [name, parser, texts] of sets) {
-    const text = fc.constantFrom(...texts);
+  for (const [name, parser, texts, corpus] of sets) {
+    const test = it.runIf(!corpus || corpusPresent);
+    const title = (t: string) => `${name}: ${t}${corpus ? needsCorpus : ''}`;
 
-    it(`${name}: structural mutations (drop, rename, retype) give structured results`, () => {
+    test(title('structural mutations (drop, rename, retype) give structured results'), () => {
       fc.assert(
-        fc.property(text, fc.nat(), fc.array(mutation, { minLength: 1, maxLength: 3 }), (t, pick, ms) => {
-          let mutated = t;
-          ms.forEach((m, i) => {
-            mutated = mutate(mutated, pick + i * 7919, m);
-          });
-          run(parser, mutated);
-        }),
+        fc.property(
+          fc.constantFrom(...texts()),
+          fc.nat(),
+          fc.array(mutation, { minLength: 1, maxLength: 3 }),
+          (t, pick, ms) => {
+            let mutated = t;
+            ms.forEach((m, i) => {
+              mutated = mutate(mutated, pick + i * 7919, m);
+            });
+            run(parser, mutated);
+          },
+        ),
         { numRuns: RUNS },
       );
     });
 
-    it(`${name}: truncation gives structured results`, () => {
+    test(title('truncation gives structured results'), () => {
       fc.assert(
-        fc.property(text, fc.nat(), (t, n) => run(parser, t.slice(0, n % (t.length + 1)))),
+        fc.property(fc.constantFrom(...texts()), fc.nat(), (t, n) => run(parser, t.slice(0, n % (t.length + 1)))),
         { numRuns: RUNS },
       );
     });
 
-    it(`${name}: random bytes spliced in give structured results`, () => {
+    test(title('random bytes spliced in give structured results'), () => {
       fc.assert(
-        fc.property(text, fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 16 }), fc.nat(8), (t, at, b, cut) =>
-          run(parser, spliceBytes(t, at, b, cut)),
+        fc.property(
+          fc.constantFrom(...texts()),
+          fc.nat(),
+          fc.uint8Array({ minLength: 1, maxLength: 16 }),
+          fc.nat(8),
+          (t, at, b, cut) => run(parser, spliceBytes(t, at, b, cut)),
         ),
         { numRuns: RUNS },
       );
@@ -161,21 +173,26 @@ describe.runIf(corpusPresent)('mutated corpus files never crash the parsers', ()
     );
   });
 
-  it('dropping the name or image of any service is always an error located at that entry', () => {
-    const withServices = osFiles.map(read).filter((t) => {
-      const d = parse(t) as { services?: unknown[] };
-      return Array.isArray(d?.services) && d.services.length > 0;
-    });
-    fc.assert(
-      fc.property(fc.constantFrom(...withServices), fc.nat(), fc.constantFrom('name', 'image'), (t, pick, key) => {
-        const data = parse(t) as { services: Array<Record<string, unknown>> };
-        const i = pick % data.services.length;
-        delete (data.services[i] as Record<string, unknown>)[key];
-        const r = parseOsManifest(stringify(data), 'm.yml');
-        expect(r.ok).toBe(false);
-        if (!r.ok) expect(r.errors.map((e) => e.path)).toContain(`services.${i}.${key}`);
-      }),
-      { numRuns: RUNS },
-    );
-  });
+  it.runIf(corpusPresent)(
+    `dropping the name or image of any service is always an error located at that entry${needsCorpus}`,
+    () => {
+      const withServices = classes()
+        .os_manifest.map(read)
+        .filter((t) => {
+          const d = parse(t) as { services?: unknown[] };
+          return Array.isArray(d?.services) && d.services.length > 0;
+        });
+      fc.assert(
+        fc.property(fc.constantFrom(...withServices), fc.nat(), fc.constantFrom('name', 'image'), (t, pick, key) => {
+          const data = parse(t) as { services: Array<Record<string, unknown>> };
+          const i = pick % data.services.length;
+          delete (data.services[i] as Record<string, unknown>)[key];
+          const r = parseOsManifest(stringify(data), 'm.yml');
+          expect(r.ok).toBe(false);
+          if (!r.ok) expect(r.errors.map((e) => e.path)).toContain(`services.${i}.${key}`);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+  );
 });
