@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { escapeControl } from '@stele/manifest';
 import { type Command, dispatch, EXIT_FAIL, EXIT_USAGE, type Io, UsageError, UserError } from './cli.ts';
 import { commands } from './commands/index.ts';
 
@@ -24,16 +25,27 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return await dispatch(root, argv, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`${err.message}\n`);
+      io.stderr.write(printable(err.message));
       return EXIT_USAGE;
     }
     if (err instanceof UserError) {
-      io.stderr.write(`stele: ${err.message}\n`);
+      io.stderr.write(printable(err.message, 'stele: '));
       return EXIT_FAIL;
     }
     const e = err as Error;
-    io.stderr.write(`stele: internal error: ${e?.message ?? String(err)}\n`);
-    if (io.env.STELE_DEBUG) io.stderr.write(`${e?.stack ?? ''}\n`);
+    io.stderr.write(printable(`internal error: ${e?.message ?? String(err)}`, 'stele: '));
+    if (io.env.STELE_DEBUG) io.stderr.write(printable(e?.stack ?? ''));
     return EXIT_FAIL;
   }
+}
+
+/**
+ * A message as printed: each line starting with `prefix`, and control and bidi characters
+ * escaped (a message may quote a manifest, and a manifest must not drive the terminal).
+ */
+function printable(message: string, prefix = ''): string {
+  return escapeControl(message, { keepNewlines: true })
+    .split('\n')
+    .map((line) => `${prefix}${line}\n`)
+    .join('');
 }

@@ -63,7 +63,7 @@ describe('stele build', () => {
       [['--format', 'floppy', 'files.yml'], /unknown format 'floppy'/],
       [['--format', 'kernel+initrd', 'files.yml'], /no kernel: only the tar format/],
       [['--arch', 'sparc', 'files.yml'], /unknown arch 'sparc'/],
-      [['nothere.yml'], /cannot read .*nothere\.yml: ENOENT/],
+      [['nothere.yml'], /^stele: nothere\.yml: cannot read: no such file$/m],
     ];
     for (const [args, message] of cases) {
       const r = await stele('build', '--dir', 'bad', ...args);
@@ -72,5 +72,15 @@ describe('stele build', () => {
       expect(r.err.trim().split('\n')).toHaveLength(1);
     }
     expect(existsSync(join(dir, 'bad')) ? readdirSync(join(dir, 'bad')) : []).toEqual([]);
+  });
+
+  it('an invalid manifest: every error line starts with stele:, and no store is created', async () => {
+    writeFileSync(join(dir, 'invalid.yml'), 'files:\n  - path: etc/x\n  - path: etc/y\n    mode: 0644\n');
+    const io = { ...fakeIo({ STELE_CACHE: join(dir, 'fresh-store') }), cwd: dir };
+    expect(await main(['build', '--format', 'tar', '--dir', 'bad', 'invalid.yml'], io)).toBe(1);
+    const lines = io.err().trim().split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toMatch(/^stele: .*invalid\.yml:\d+:\d+: files\.\d/);
+    expect(existsSync(join(dir, 'fresh-store'))).toBe(false);
   });
 });

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { type Command, dispatch, editDistance, nearest } from '../src/cli.ts';
+import { type Command, dispatch, editDistance, nearest, UsageError, UserError } from '../src/cli.ts';
 import { main, root, VERSION } from '../src/main.ts';
 import { fakeIo } from './io.ts';
 
@@ -93,6 +93,41 @@ describe('usage errors', () => {
     } finally {
       (root.subcommands as Command[]).pop();
     }
+  });
+});
+
+describe('what main prints for a failure', () => {
+  async function failWith(err: Error) {
+    const cmd: Command = {
+      name: 'fail',
+      summary: 's',
+      examples: [],
+      run: async () => {
+        throw err;
+      },
+    };
+    (root.subcommands as Command[]).push(cmd);
+    try {
+      const io = fakeIo();
+      const code = await main(['fail'], io);
+      return { code, err: io.err() };
+    } finally {
+      (root.subcommands as Command[]).pop();
+    }
+  }
+
+  it('every line of a several-line message starts with stele:', async () => {
+    const r = await failWith(new UserError('m.yml:1:1: first\nm.yml:2:1: second'));
+    expect(r).toEqual({ code: 1, err: 'stele: m.yml:1:1: first\nstele: m.yml:2:1: second\n' });
+    const internal = await failWith(new Error('one\ntwo'));
+    expect(internal.err).toBe('stele: internal error: one\nstele: two\n');
+  });
+
+  it('control characters and bidi overrides in a message are escaped', async () => {
+    const r = await failWith(new UserError('name \u001b]0;title\u0007\u001b[2J \u202eevil'));
+    expect(r.err).toBe('stele: name \\u001b]0;title\\u0007\\u001b[2J \\u202eevil\n');
+    const usage = await failWith(new UsageError('stele x: unknown flag --\u001b[31m'));
+    expect(usage).toEqual({ code: 2, err: 'stele x: unknown flag --\\u001b[31m\n' });
   });
 });
 

@@ -87,6 +87,22 @@ describe('stele validate', () => {
     expect(r.out).toBe('missing.yml: cannot read: no such file\n');
   });
 
+  it('echoes no terminal controls: text and --json escape them', async () => {
+    const cwd = workdir({ 'esc.yml': 'services:\n  - name: "a\\e]0;t\\a\\e[2J\\u202e"\n    image: alpine\n' });
+    const text = await validate(['esc.yml'], cwd);
+    expect(text.code).toBe(1);
+    expect(text.out).toContain("name 'a\\u001b]0;t\\u0007\\u001b[2J\\u202e'");
+    const json = await validate(['--json', 'esc.yml'], cwd);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters the test looks for
+    expect(json.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect((JSON.parse(json.out) as { message: string }[])[0]?.message).toContain('a\u001b]0;t\u0007\u001b[2J\u202e');
+  });
+
+  it('stops reading at the size limit and says what it is', async () => {
+    const r = await validate(['/dev/zero'], workdir({}));
+    expect(r).toMatchObject({ code: 1, out: '/dev/zero: file is larger than 1 MiB, the limit for a manifest\n' });
+  });
+
   it('usage errors exit 2', async () => {
     const cwd = workdir({});
     const none = await validate([], cwd);

@@ -168,7 +168,7 @@ export function checkMount(m: { type?: string; source?: string; destination?: st
 
 /** An octal file or device mode such as `0644`. */
 export function checkOctalMode(value: string): string | undefined {
-  if (!/^[0-7]+$/.test(value)) return `mode '${value}' is not an octal number (e.g. "0644")`;
+  if (!/^[0-7]+$/.test(value)) return `mode '${value}' is not a valid octal mode (e.g. "0644")`;
   if (Number.parseInt(value, 8) > 0o7777) return `mode '${value}' is larger than 07777`;
   return undefined;
 }

@@ -4,7 +4,17 @@
  * typed values or located errors out.
  */
 export * from './checks.ts';
-export { formatError, formatPath, type ManifestError, type PathSegment, sortErrors } from './errors.ts';
+export {
+  countErrors,
+  escapeControl,
+  finishErrors,
+  formatError,
+  formatPath,
+  MAX_ERRORS,
+  type ManifestError,
+  type PathSegment,
+  sortErrors,
+} from './errors.ts';
 export * from './image-ref.ts';
 export {
   type AnyDocument,
@@ -17,8 +27,18 @@ export {
   parseKind,
   parseOsManifest,
 } from './parse.ts';
+export { readManifestFile, readOsManifest } from './read.ts';
 export * from './schema/fleet.ts';
 export * from './schema/image.ts';
 export * from './schema/os.ts';
 export * from './schema/pkg.ts';
-export { errorAtPath, type LoadedYaml, type LoadResult, loadYaml, offsetOf, positionOf } from './yaml.ts';
+export { decodeManifest, MAX_MANIFEST_BYTES, type TextResult } from './text.ts';
+export {
+  errorAtPath,
+  type LoadedYaml,
+  type LoadResult,
+  loadYaml,
+  MAX_DEPTH,
+  offsetOf,
+  positionOf,
+} from './yaml.ts';

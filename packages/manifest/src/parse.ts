@@ -1,13 +1,14 @@
 /** Text in, typed value or located errors out. */
 import type { Node } from 'yaml';
 import type { z } from 'zod';
-import { type ManifestError, type PathSegment, sortErrors } from './errors.ts';
+import { checkOctalMode } from './checks.ts';
+import { finishErrors, type ManifestError, type PathSegment } from './errors.ts';
 import { goDecode } from './go-decode.ts';
 import { issueMessage } from './schema/common.ts';
 import { type Fleet, findInlineSecrets, fleetSchema } from './schema/fleet.ts';
 import { type OsManifest, osCrossChecks, osManifestSchema } from './schema/os.ts';
 import { type BuildYml, buildYmlSchema } from './schema/pkg.ts';
-import { errorAtPath, type LoadedYaml, loadYaml } from './yaml.ts';
+import { errorAtPath, type LoadedYaml, loadYaml, plainScalarAt } from './yaml.ts';
 
 export type ParseResult<T> = { ok: true; value: T; doc: LoadedYaml } | { ok: false; errors: ManifestError[] };
 
@@ -25,7 +26,22 @@ function toErrors(loaded: LoadedYaml, issue: z.core.$ZodIssue): ManifestError[] 
     );
   }
   const at = issue.code === 'custom' && (issue.params as { at?: string } | undefined)?.at === 'key' ? 'key' : 'value';
-  return [errorAtPath(loaded, path, issue.message, at)];
+  return [errorAtPath(loaded, path, modeMessage(loaded, issue) ?? issue.message, at)];
+}
+
+/**
+ * A mode written without quotes is read by YAML as a decimal number (`0644` is 644, `0999`
+ * is 999): say so, in terms of the text as written.
+ */
+function modeMessage(loaded: LoadedYaml, issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code !== 'invalid_type' || issue.expected !== 'string' || issue.path.at(-1) !== 'mode') return undefined;
+  let value: unknown = loaded.data;
+  for (const seg of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[seg];
+  if (typeof value !== 'number') return undefined;
+  const written = plainScalarAt(loaded, issue.path as PathSegment[]) ?? String(value);
+  const bad = checkOctalMode(written);
+  if (bad) return bad;
+  return `write the mode in quotes ("${written}"): unquoted, YAML reads ${written} as the number ${value}`;
 }
 
 function parseWith<S extends z.ZodType>(
@@ -37,7 +53,7 @@ function parseWith<S extends z.ZodType>(
 ): ParseResult<z.infer<S>> {
   const { extra, goStructs } = options;
   const loaded = loadYaml(text, file);
-  if (!loaded.ok) return loaded;
+  if (!loaded.ok) return loaded; // already finished
   let { data } = loaded.loaded;
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     const err = errorAtPath(
@@ -52,7 +68,7 @@ function parseWith<S extends z.ZodType>(
   const errors = result.success ? [] : result.error.issues.flatMap((issue) => toErrors(loaded.loaded, issue));
   if (extra) errors.push(...extra(loaded.loaded)); // sortErrors drops exact repeats
   if (result.success && errors.length === 0) return { ok: true, value: result.data, doc: loaded.loaded };
-  return { ok: false, errors: sortErrors(errors) };
+  return { ok: false, errors: finishErrors(errors) };
 }
 
 /** A LinuxKit OS manifest (`linuxkit.yml`, `os.yml`). */

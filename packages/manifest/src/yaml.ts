@@ -4,6 +4,8 @@
  */
 import {
   type Alias,
+  Composer,
+  type CST,
   type Document,
   isAlias,
   isMap,
@@ -13,12 +15,13 @@ import {
   LineCounter,
   type Node,
   type Pair,
-  parseAllDocuments,
+  Parser,
   visit,
   type YAMLError,
   type YAMLMap,
 } from 'yaml';
-import { formatPath, type ManifestError, type PathSegment } from './errors.ts';
+import { finishErrors, formatPath, type ManifestError, type PathSegment } from './errors.ts';
+import { textProblem } from './text.ts';
 
 export interface LoadedYaml {
   file: string;
@@ -32,6 +35,8 @@ export interface LoadedYaml {
 export type LoadResult = { ok: true; loaded: LoadedYaml } | { ok: false; errors: ManifestError[] };
 
 const MAX_ALIAS_COUNT = 100;
+/** Lists and mappings nested deeper than this are refused before they are built (LinuxKit's go below 10). */
+export const MAX_DEPTH = 100;
 
 function errorAt(
   file: string,
@@ -122,18 +127,45 @@ function isEmptyDocument(doc: Document): boolean {
   return isScalar(c) && c.value === null && (c.range?.[0] ?? 0) === (c.range?.[1] ?? 0);
 }
 
-/** Parses exactly one YAML document. Empty text, several documents and syntax errors are errors. */
+/**
+ * The offset of a list or mapping nested deeper than MAX_DEPTH in the syntax tree, found
+ * without recursion (building documents from such a tree overflows the stack).
+ */
+function tooDeep(tokens: readonly CST.Token[]): number | undefined {
+  const stack: Array<[CST.Token | null | undefined, number]> = tokens.map((t) => [t, 0]);
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [token, depth] = next;
+    if (!token) continue;
+    if (token.type === 'document') stack.push([token.value, depth]);
+    else if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
+      if (depth >= MAX_DEPTH) return token.offset;
+      for (const item of token.items) stack.push([item.key, depth + 1], [item.value, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Parses exactly one YAML document. Empty text, several documents, syntax errors, text that is
+ * too large or not plain text, and nesting deeper than MAX_DEPTH are errors.
+ */
 export function loadYaml(text: string, file: string): LoadResult {
+  const problem = textProblem(text, file);
+  if (problem) return { ok: false, errors: [problem] };
   const lineCounter = new LineCounter();
   try {
-    const parsed = parseAllDocuments(text, {
-      lineCounter,
+    const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(text));
+    const deep = tooDeep(tokens);
+    if (deep !== undefined) {
+      const message = `nested more than ${MAX_DEPTH} levels deep: Stele reads manifests up to that depth`;
+      return { ok: false, errors: [errorAt(file, lineCounter, deep, [], message)] };
+    }
+    const composer = new Composer({
       keepSourceTokens: true,
       merge: true,
       uniqueKeys: false, // checked here, with a better message
-      prettyErrors: false,
     });
-    const docs: Document[] = Array.isArray(parsed) ? parsed : [];
+    const docs: Document[] = Array.from(composer.compose(tokens));
     const errors: ManifestError[] = [];
 
     const first = docs[0];
@@ -168,11 +200,11 @@ export function loadYaml(text: string, file: string): LoadResult {
         ),
       );
     }
-    if (errors.length > 0) return { ok: false, errors };
+    if (errors.length > 0) return { ok: false, errors: finishErrors(errors) };
 
     const doc = first;
     const structural = structuralErrors(file, lineCounter, doc);
-    if (structural.length > 0) return { ok: false, errors: structural };
+    if (structural.length > 0) return { ok: false, errors: finishErrors(structural) };
 
     const data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
     return { ok: true, loaded: { file, text, doc, lineCounter, data } };
@@ -242,6 +274,12 @@ export function offsetOf(loaded: LoadedYaml, path: readonly PathSegment[], targe
     node = next;
   }
   return offset;
+}
+
+/** The text of the plain scalar (a number, a word) at `path`, as written; undefined for anything else. */
+export function plainScalarAt(loaded: LoadedYaml, path: readonly PathSegment[]): string | undefined {
+  const offset = offsetOf(loaded, path);
+  return /^[^\s,[\]{}#'"]+/.exec(loaded.text.slice(offset, offset + 64))?.[0];
 }
 
 export function positionOf(

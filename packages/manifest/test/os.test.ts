@@ -109,7 +109,7 @@ describe('OS manifest: image entries', () => {
       "services.0.tmpfs.1: tmpfs destination 'rel' must be an absolute path",
       "services.0.mounts.0: mount for /y is missing 'type'",
       "services.0.mounts.1: mount of type overlay is missing 'destination'",
-      'services.0.devices.0.mode: mode \'0999\' is not an octal number (e.g. "0644")',
+      'services.0.devices.0.mode: mode \'0999\' is not a valid octal mode (e.g. "0644")',
       'services.0.devices.1: device is missing \'mode\' (e.g. "0666")',
     ]);
   });
@@ -182,7 +182,7 @@ describe('OS manifest: files, volumes, trust', () => {
       "files.7.contents: 'directory' and 'contents' conflict: a file entry takes exactly one of them",
       'files.8.metadata: metadata must be "json" or "yaml"; got "toml"',
       "files.9: file entry is missing 'path'",
-      'files.10.mode: mode \'0800\' is not an octal number (e.g. "0644")',
+      'files.10.mode: mode \'0800\' is not a valid octal mode (e.g. "0644")',
       "files.10.optional: 'optional' applies only to files with a 'source'",
     ]);
   });

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { BUILD_FORMATS, BuildError, type BuildEvent, buildImage, writeJsonAtomic } from '@stele/image';
+import { formatError, readOsManifest } from '@stele/manifest';
 import { defaultStoreDir, Store } from '@stele/oci';
 import type { Command } from '../cli.ts';
 import { UserError } from '../cli.ts';
@@ -72,6 +73,9 @@ export const build: Command = {
   async run({ io, values, positionals }) {
     const json = Boolean(values.json);
     const manifest = resolve(io.cwd, positionals[0] as string);
+    // The manifest is checked before anything is created (the store on a first run).
+    const parsed = await readOsManifest(manifest, positionals[0] as string);
+    if (!parsed.ok) throw new UserError(parsed.errors.map(formatError).join('\n'));
     const store = await Store.open(resolve(io.cwd, (values.cache as string | undefined) ?? defaultStoreDir(io.env)));
     let result: Awaited<ReturnType<typeof buildImage>>;
     try {

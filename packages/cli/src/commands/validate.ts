@@ -1,6 +1,15 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { detectKind, formatError, KINDS, type Kind, type ManifestError, parseKind } from '@stele/manifest';
+import {
+  countErrors,
+  detectKind,
+  escapeControl,
+  formatError,
+  KINDS,
+  type Kind,
+  type ManifestError,
+  parseKind,
+  readManifestFile,
+} from '@stele/manifest';
 import { type Command, UsageError } from '../cli.ts';
 
 interface FileResult {
@@ -10,14 +19,9 @@ interface FileResult {
 }
 
 async function check(file: string, cwd: string, forced: Kind | undefined): Promise<FileResult> {
-  let text: string;
-  try {
-    text = await readFile(resolve(cwd, file), 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
-    return { file, errors: [{ file, line: 0, col: 0, path: '', message: `cannot read: ${why}` }] };
-  }
+  const read = await readManifestFile(resolve(cwd, file), file);
+  if (!read.ok) return { file, errors: read.errors };
+  const { text } = read;
   const kind = forced ?? detectKind(file, text);
   const result = parseKind(kind, text, file);
   return { file, kind, errors: result.ok ? [] : result.errors };
@@ -52,11 +56,10 @@ export const validate: Command = {
     const errors = results.flatMap((r) => r.errors);
 
     if (values.json) {
-      io.stdout.write(`${JSON.stringify(errors, null, 2)}\n`);
+      // Escaped as \uXXXX, which JSON reads back as the same characters.
+      io.stdout.write(`${escapeControl(JSON.stringify(errors, null, 2), { keepNewlines: true })}\n`);
     } else {
-      for (const e of errors) {
-        io.stdout.write(`${e.line > 0 ? formatError(e) : `${e.file}: ${e.message}`}\n`);
-      }
+      for (const e of errors) io.stdout.write(`${formatError(e)}\n`);
       const failed = results.filter((r) => r.errors.length > 0).length;
       if (failed === 0) {
         const counts = KINDS.map((k) => [k, results.filter((r) => r.kind === k).length] as const)
@@ -65,8 +68,9 @@ export const validate: Command = {
           .join(', ');
         io.stderr.write(`${results.length} file${results.length === 1 ? '' : 's'} valid (${counts})\n`);
       } else {
+        const count = countErrors(errors);
         io.stderr.write(
-          `${errors.length} error${errors.length === 1 ? '' : 's'} in ${failed} of ${results.length} file${results.length === 1 ? '' : 's'}\n`,
+          `${count} error${count === 1 ? '' : 's'} in ${failed} of ${results.length} file${results.length === 1 ? '' : 's'}\n`,
         );
       }
     }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { formatError, type OsManifest, parseImageRef, parseOsManifest } from '@stele/manifest';
+import { formatError, type OsManifest, parseImageRef, readOsManifest } from '@stele/manifest';
 import { type Platform, type RegistryOptions, type Store, tempBeside, verifyImage, writeJsonAtomic } from '@stele/oci';
 import { loadOrGenerateSbom, mergeSbomsToBytes, storeSbom } from '@stele/pkg';
 import type { OsManifest as AssemblyManifest } from '../assemble/index.ts';
@@ -96,13 +96,7 @@ export function lockPathOf(manifest: string): string {
 }
 
 async function loadManifest(path: string): Promise<OsManifest> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new BuildError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const r = parseOsManifest(text, path);
+  const r = await readOsManifest(path);
   if (!r.ok) throw new BuildError(r.errors.map(formatError).join('\n'));
   return r.value;
 }
