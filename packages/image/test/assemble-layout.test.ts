@@ -343,10 +343,10 @@ describeCorpus('volumes', () => {
     const m = example('volumes');
     const vol = m.volumes?.find((v) => v.name === 'alpine');
     if (vol) vol.readonly = true;
-    expect(() => plan(m)).toThrow(/binds\[2\]: volume alpine is read-only/);
+    expect(() => plan(m)).toThrow(/binds\[2\]: volume 'alpine' is read-only/);
     const n = example('volumes');
     n.volumes = [];
-    expect(() => plan(n)).toThrow(/binds\[1\]: volume blank not found/);
+    expect(() => plan(n)).toThrow(/binds\[1\]: bind source 'blank' is neither an absolute path nor a volume declared/);
   });
 });
 

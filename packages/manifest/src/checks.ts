@@ -2,6 +2,7 @@
  * Syntax checks that LinuxKit defers to build time (capabilities, rlimits, binds, tmpfs,
  * modes). Each returns a message when the value is wrong, undefined when it is fine.
  */
+import { suggest } from './schema/common.ts';
 
 /** Every capability the Linux kernel knows (as of 5.9+), `CAP_` spelling. */
 export const CAPABILITIES: readonly string[] = [
@@ -136,6 +137,58 @@ export function checkBind(value: string): string | undefined {
   return undefined;
 }
 
+/** What a bind needs to know of a declared volume. */
+export interface VolumeInfo {
+  readonly?: boolean | null | undefined;
+}
+
+/**
+ * A bind whose source does not start with '/' names a volume: LinuxKit binds the volume's
+ * merged directory instead. The volume must be declared, and a read-only one bound read-only.
+ */
+function checkVolumeSource(
+  source: string,
+  what: string,
+  volumes: ReadonlyMap<string, VolumeInfo>,
+): VolumeInfo | string | undefined {
+  if (source.startsWith('/')) return undefined;
+  if (source === '') return `${what} has an empty source`;
+  const volume = volumes.get(source);
+  if (volume) return volume;
+  const hint = suggest(source, [...volumes.keys()]);
+  return `${what} source '${source}' is neither an absolute path nor a volume declared under volumes:${hint ? ` (did you mean '${hint}'?)` : ''}`;
+}
+
+/**
+ * A `binds` entry's source against the declared volumes (its syntax is checkBind's); LinuxKit
+ * takes a bind as read-only when its options are exactly `ro`.
+ */
+export function checkVolumeBind(bind: string, volumes: ReadonlyMap<string, VolumeInfo>): string | undefined {
+  if (checkBind(bind)) return undefined;
+  const [source = '', dest = '', options] = bind.split(':');
+  const volume = checkVolumeSource(source, 'bind', volumes);
+  if (typeof volume !== 'object') return volume;
+  if (volume.readonly === true && options !== 'ro') {
+    return `volume '${source}' is read-only: bind it with the option ro alone (${source}:${dest}:ro)`;
+  }
+  return undefined;
+}
+
+/** A bind mount against the declared volumes; the first of `ro` and `rw` among its options decides. */
+export function checkVolumeMount(
+  m: { type?: string | undefined; source?: string | undefined; options?: readonly string[] | undefined },
+  volumes: ReadonlyMap<string, VolumeInfo>,
+): string | undefined {
+  if (m.type !== 'bind') return undefined;
+  const source = m.source ?? '';
+  const volume = checkVolumeSource(source, 'bind mount', volumes);
+  if (typeof volume !== 'object') return volume;
+  if (volume.readonly === true && (m.options ?? []).find((o) => o === 'ro' || o === 'rw') !== 'ro') {
+    return `volume '${source}' is read-only: mount it with the option ro`;
+  }
+  return undefined;
+}
+
 /** `DEST[:OPTS]` with an absolute DEST. */
 export function checkTmpfs(value: string): string | undefined {
   const parts = value.split(':');
@@ -163,6 +216,26 @@ export function checkMount(m: { type?: string; source?: string; destination?: st
   if (type === '' && dest === '/dev') type = 'tmpfs';
   if (type === '') return `mount${dest ? ` for ${dest}` : ''} is missing 'type'`;
   if (dest === '' && !Object.hasOwn(DEFAULT_MOUNTPOINTS, type)) return `mount of type ${type} is missing 'destination'`;
+  return undefined;
+}
+
+/**
+ * A `files` entry's path: where the entry lands in the image. LinuxKit drops one leading '/';
+ * what remains must stay below /: no '..' segment, no second '/', and no control character (a
+ * NUL ends a name in a tar header, so `bin/sh\0x` would replace bin/sh).
+ */
+export function checkFilePath(value: string): string | undefined {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it refuses
+  const control = /[\u0000-\u001f\u007f]/.exec(value)?.[0];
+  if (control !== undefined) {
+    return `path has control character U+${control.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  }
+  const relative = value.startsWith('/') ? value.slice(1) : value;
+  const segments = relative.split('/');
+  if (segments.every((s) => s === '' || s === '.')) return 'path must name a file below /';
+  if (relative.startsWith('/'))
+    return `path '${value}' is absolute even without its first '/': start it with one '/' at most`;
+  if (segments.includes('..')) return `path '${value}' has a '..' segment: a file must stay inside the image`;
   return undefined;
 }
 

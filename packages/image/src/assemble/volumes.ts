@@ -1,3 +1,4 @@
+import { checkVolumeBind, checkVolumeMount } from '@stele/manifest';
 import { AssembleError } from './errors.ts';
 import type { ImageEntry, MountSpec, VolumeSection } from './types.ts';
 
@@ -23,41 +24,27 @@ export function checkVolumes(volumes: VolumeSection[]): Map<string, VolumeSectio
 
 /**
  * A bind source that does not start with '/' names a volume: it becomes the volume's merged
- * directory. A read-only volume may only be bound with `ro` as the first (binds: only) option.
+ * directory. Which binds are allowed (declared volumes, read-only ones bound read-only) is the
+ * manifest's rule, checked again here for manifests that were not validated.
  */
 export function substituteVolumes(
   entry: ImageEntry,
   volumes: ReadonlyMap<string, VolumeSection>,
   subject: string,
 ): ImageEntry {
-  const volume = (name: string, field: string) => {
-    const v = volumes.get(name);
-    if (!v) throw new AssembleError(subject, field, `volume ${name} not found (declare it under volumes:)`);
-    return v;
-  };
-  const readOnlyError = (name: string, field: string) =>
-    new AssembleError(subject, field, `volume ${name} is read-only, but attempting to write into container read-write`);
-
   const binds = (list: string[] | null | undefined, field: 'binds' | 'binds.add') =>
     list?.map((bind, i) => {
-      const parts = bind.split(':');
-      const source = parts[0] ?? '';
-      if (source.startsWith('/')) return bind;
-      const v = volume(source, `${field}[${i}]`);
-      if (v.readonly && parts[2] !== 'ro') throw readOnlyError(source, `${field}[${i}]`);
-      return [`/${volumeDirs(source).merged}`, ...parts.slice(1)].join(':');
+      const bad = checkVolumeBind(bind, volumes);
+      if (bad) throw new AssembleError(subject, `${field}[${i}]`, bad);
+      const [source = '', ...rest] = bind.split(':');
+      return source.startsWith('/') ? bind : [`/${volumeDirs(source).merged}`, ...rest].join(':');
     });
 
   const mounts = entry.mounts?.map((m: MountSpec, i): MountSpec => {
+    const bad = checkVolumeMount({ type: m.type, source: m.source, options: m.options ?? undefined }, volumes);
+    if (bad) throw new AssembleError(subject, `mounts[${i}]`, bad);
     if (m.type !== 'bind' || (m.source ?? '').startsWith('/')) return m;
-    const name = m.source ?? '';
-    const v = volume(name, `mounts[${i}]`);
-    if (v.readonly) {
-      // the first of rw/ro among the options decides
-      const first = (m.options ?? []).find((o) => o === 'rw' || o === 'ro');
-      if (first !== 'ro') throw readOnlyError(name, `mounts[${i}]`);
-    }
-    return { ...m, source: `/${volumeDirs(name).merged}` };
+    return { ...m, source: `/${volumeDirs(m.source ?? '').merged}` };
   });
 
   const out: ImageEntry = { ...entry };

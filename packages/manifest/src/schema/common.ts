@@ -2,6 +2,9 @@
 import { z } from 'zod';
 import { checkImageTemplate, parseImageRef } from '../image-ref.ts';
 
+/** `scheme://user:password@…`, a URL that carries a password; group 1 is what comes before it. */
+export const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#@\s:]*):[^/?#@\s]*@/i;
+
 /** What a YAML value is, for messages: `a string ("yes")`, `a list`, `an empty value`. */
 export function describeValue(input: unknown): string {
   if (input === null) return 'an empty value';
@@ -9,7 +12,9 @@ export function describeValue(input: unknown): string {
   if (Array.isArray(input)) return 'a list';
   switch (typeof input) {
     case 'string': {
-      const shown = input.length > 40 ? `${input.slice(0, 37)}...` : input;
+      // Never echo a password written into a URL.
+      const safe = input.replace(URL_PASSWORD, '$1:…@');
+      const shown = safe.length > 40 ? `${safe.slice(0, 37)}...` : safe;
       return `a string (${JSON.stringify(shown)})`;
     }
     case 'number':

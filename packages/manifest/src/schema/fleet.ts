@@ -5,7 +5,7 @@
  * Secrets are never written inline: a secret field takes `{env: NAME}` or `{file: PATH}`.
  */
 import { z } from 'zod';
-import { describeValue, int, report, strict } from './common.ts';
+import { describeValue, int, report, strict, URL_PASSWORD } from './common.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Secrets
@@ -30,7 +30,10 @@ export const secretRefSchema = z.union([envRefSchema, fileRefSchema], {
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 /** Keys whose string values look like secrets wherever they appear. */
-export const SECRET_KEY = /(password|passwd|secret|token|private_?key|access_?key)/i;
+export const SECRET_KEY = /(password|passwd|passphrase|secret|token|private[_-]?key|access[_-]?key|api[_-]?key)/i;
+
+export const URL_PASSWORD_MESSAGE =
+  'inline secrets are not allowed: take the password out of the URL and give it as {env: VARIABLE_NAME} or {file: PATH}';
 
 // ---------------------------------------------------------------------------------------------
 // Providers
@@ -267,14 +270,17 @@ export type StateBackend = z.infer<typeof stateSchema>;
 
 /**
  * Inline secrets anywhere in a fleet document, including under keys the schema does not know:
- * a string value under a key that names a secret. Returns [path, message] pairs.
+ * a string value under a key that names a secret, and a URL with a password in it. Returns
+ * [path, message] pairs.
  */
 export function findInlineSecrets(
   data: unknown,
   path: Array<string | number> = [],
 ): Array<[Array<string | number>, string]> {
   const found: Array<[Array<string | number>, string]> = [];
-  if (Array.isArray(data)) {
+  if (typeof data === 'string' && URL_PASSWORD.test(data)) {
+    found.push([path, URL_PASSWORD_MESSAGE]);
+  } else if (Array.isArray(data)) {
     data.forEach((v, i) => {
       found.push(...findInlineSecrets(v, [...path, i]));
     });

@@ -4,7 +4,7 @@
  * those it leaves to build time (file entries, capabilities, binds, rlimits).
  */
 import { z } from 'zod';
-import { checkOctalMode } from '../checks.ts';
+import { checkFilePath, checkOctalMode, checkVolumeBind, checkVolumeMount, type VolumeInfo } from '../checks.ts';
 import type { PathSegment } from '../errors.ts';
 import { parseImageRef } from '../image-ref.ts';
 import { checkedString, imageRef, report, strict, stringOrInt } from './common.ts';
@@ -34,8 +34,8 @@ export const fileSchema = strict({
 })
   .partial()
   .superRefine((f, ctx) => {
-    if (f.path === undefined) report(ctx, [], "file entry is missing 'path'");
-    else if (f.path === '' || f.path === '/') report(ctx, ['path'], 'path must name a file below /');
+    const badPath = f.path === undefined ? "file entry is missing 'path'" : checkFilePath(f.path);
+    if (badPath) report(ctx, f.path === undefined ? [] : ['path'], badPath);
     if (f.mode !== undefined) {
       const bad = checkOctalMode(f.mode);
       if (bad) report(ctx, ['mode'], bad);
@@ -135,15 +135,50 @@ function duplicateNames(data: Record<string, unknown>, section: string, what: st
   return found;
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** Binds and bind mounts of every container whose source is a volume: declared, and read-only kept so. */
+function volumeBinds(d: Record<string, unknown>): Array<[PathSegment[], string]> {
+  const volumes = new Map<string, VolumeInfo>();
+  for (const v of listOf(d.volumes)) {
+    if (isRecord(v) && typeof v.name === 'string') volumes.set(v.name, { readonly: v.readonly === true });
+  }
+  const found: Array<[PathSegment[], string]> = [];
+  for (const section of ['onboot', 'onshutdown', 'services']) {
+    listOf(d[section]).forEach((entry, i) => {
+      if (!isRecord(entry)) return;
+      for (const key of ['binds', 'binds.add']) {
+        listOf(entry[key]).forEach((bind, j) => {
+          const bad = typeof bind === 'string' ? checkVolumeBind(bind, volumes) : undefined;
+          if (bad) found.push([[section, i, key, j], bad]);
+        });
+      }
+      listOf(entry.mounts).forEach((m, j) => {
+        if (!isRecord(m)) return;
+        const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+        const options = listOf(m.options).filter((o): o is string => typeof o === 'string');
+        const bad = checkVolumeMount({ type: text(m.type), source: text(m.source), options }, volumes);
+        if (bad) found.push([[section, i, 'mounts', j], bad]);
+      });
+    });
+  }
+  return found;
+}
+
 /**
  * Checks across entries, run on the raw data even when entries have other errors.
  * Services run side by side, so their names must differ; onboot and onshutdown steps run one
- * after another and may repeat a name (as in LinuxKit). Volume names must be unique.
+ * after another and may repeat a name (as in LinuxKit). Volume names must be unique, and a
+ * bind of a volume needs the volume (LinuxKit checks this only when it builds).
  */
 export function osCrossChecks(data: unknown): Array<[PathSegment[], string]> {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return [];
-  const d = data as Record<string, unknown>;
-  return [...duplicateNames(d, 'services', 'service'), ...duplicateNames(d, 'volumes', 'volume')];
+  if (!isRecord(data)) return [];
+  return [
+    ...duplicateNames(data, 'services', 'service'),
+    ...duplicateNames(data, 'volumes', 'volume'),
+    ...volumeBinds(data),
+  ];
 }
 
 export type OsManifest = z.infer<typeof osManifestSchema>;
