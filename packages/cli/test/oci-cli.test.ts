@@ -262,7 +262,10 @@ describe('stele cache / push / pull / key / sign / verify', () => {
   }, 120_000);
 
   it('reports clear errors', async () => {
-    expect((await stele(['pull', 'UPPER/case'])).code).toBe(2);
+    // (`UPPER/case` is a valid reference: Docker reads an upper-case first component as a registry.)
+    const bad = await stele(['pull', 'org/UPPER']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/must be lowercase \('UPPER'\)/);
     const missing = await stele(['pull', `${reg.host}/cli/none:1`, '--cache', join(dir, 'c')]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/cli\/none:1 not found/);

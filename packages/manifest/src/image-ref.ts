@@ -1,7 +1,8 @@
 /**
  * Container image references, parsed and normalised the way docker does it
  * (the distribution reference grammar): `alpine` is `docker.io/library/alpine`,
- * `linuxkit/init:abc` is `docker.io/linuxkit/init:abc`.
+ * `linuxkit/init:abc` is `docker.io/linuxkit/init:abc`. The one reference grammar of Stele:
+ * `@stele/oci`'s `parseReference` is this parser with `latest` filled in and errors thrown.
  */
 
 export interface ImageRef {
@@ -137,6 +138,11 @@ export function parseImageRef(input: string): ImageRefResult {
   if (tag !== undefined) ref.tag = tag;
   if (digest !== undefined) ref.digest = digest;
   return { ok: true, ref };
+}
+
+/** Docker's `TagNameOnly`: a reference with neither tag nor digest gets the tag `latest`. */
+export function withDefaultTag(ref: ImageRef): ImageRef {
+  return ref.tag === undefined && ref.digest === undefined ? { ...ref, tag: 'latest' } : ref;
 }
 
 /** The canonical full form, e.g. `docker.io/library/alpine:3.19@sha256:…`. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkDigest, familiarImageRef, formatImageRef, parseImageRef } from '../src/index.ts';
+import { checkDigest, familiarImageRef, formatImageRef, parseImageRef, withDefaultTag } from '../src/index.ts';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -58,6 +58,17 @@ describe('parseImageRef', () => {
       if (!a.ok) throw new Error(a.message);
       expect(parseImageRef(formatImageRef(a.ref))).toEqual(a);
     }
+  });
+
+  it('fills in latest only where neither tag nor digest is given', () => {
+    const ref = (s: string) => {
+      const r = parseImageRef(s);
+      if (!r.ok) throw new Error(r.message);
+      return withDefaultTag(r.ref);
+    };
+    expect(ref('alpine').tag).toBe('latest');
+    expect(ref('alpine:3').tag).toBe('3');
+    expect(ref(`alpine@${D}`)).toEqual({ registry: 'docker.io', repository: 'library/alpine', digest: D });
   });
 
   it('checks digests by algorithm', () => {

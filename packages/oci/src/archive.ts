@@ -3,10 +3,11 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, stat, unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { formatImageRef } from '@stele/manifest';
 import { extract, pack } from 'tar-stream';
 import { type Descriptor, type ImageIndex, REF_NAME_ANNOTATION } from './descriptor.ts';
 import { importDockerArchiveImages } from './docker-archive.ts';
-import { formatReference, parseReference } from './ref.ts';
+import { parseReference } from './ref.ts';
 
 /** The full image name containerd and Docker 25+ put on index.json entries. */
 const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
@@ -85,7 +86,7 @@ function layoutName(d: Descriptor): string | undefined {
     const value = d.annotations?.[key];
     if (!value) continue;
     try {
-      return formatReference(parseReference(value));
+      return formatImageRef(parseReference(value));
     } catch {
       /* a bare tag such as "latest": not a name */
     }
@@ -120,7 +121,7 @@ export async function importArchive(store: Store, file: string): Promise<{ names
   for (const img of images) {
     for (const d of [img.descriptor, img.manifest.config, ...img.manifest.layers]) blobs.add(d.digest);
     for (const tag of img.repoTags) {
-      const name = formatReference(parseReference(tag));
+      const name = formatImageRef(parseReference(tag));
       await store.tag(name, img.descriptor);
       tagged.push(name);
     }

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatImageRef } from '@stele/manifest';
 import { describe, expect, it } from 'vitest';
 import {
   buildIndex,
   DigestError,
-  formatReference,
   isLoopbackHost,
   lookupCredentials,
   MediaType,
@@ -35,9 +35,20 @@ describe('references', () => {
     expect(parseReference('localhost/x')).toMatchObject({ registry: 'localhost', repository: 'x' });
     const d = `sha256:${'c'.repeat(64)}`;
     expect(parseReference(`r.io/x:t@${d}`)).toEqual({ registry: 'r.io', repository: 'x', tag: 't', digest: d });
-    expect(formatReference(parseReference(`r.io/x@${d}`))).toBe(`r.io/x@${d}`);
-    expect(() => parseReference('r.io/UPPER:1')).toThrow(/invalid repository name component 'UPPER'/);
+    expect(formatImageRef(parseReference(`r.io/x@${d}`))).toBe(`r.io/x@${d}`);
+    expect(() => parseReference('r.io/UPPER:1')).toThrow(/must be lowercase \('UPPER'\)/);
     expect(() => parseReference('r.io/x@sha256:abc')).toThrow(/invalid digest/);
+  });
+
+  // Where this parser and @stele/manifest's used to disagree, Docker's reference grammar decides.
+  it('follows Docker where the two parsers differed', () => {
+    expect(() => parseReference(' alpine')).toThrow(/whitespace/);
+    expect(() => parseReference('bad_host.com:port/x')).toThrow(/invalid registry port/);
+    expect(() => parseReference('registry.example.com:5000:6000/x')).toThrow(/invalid registry port/);
+    expect(() => parseReference(`r.io/${'a'.repeat(256)}`)).toThrow(/longer than 255/);
+    expect(parseReference('Registry/x')).toEqual({ registry: 'Registry', repository: 'x', tag: 'latest' });
+    const sha384 = `sha384:${'e'.repeat(96)}`;
+    expect(parseReference(`r.io/x@${sha384}`)).toEqual({ registry: 'r.io', repository: 'x', digest: sha384 });
   });
 
   it('knows loopback hosts', () => {

@@ -7,12 +7,13 @@ import {
   DEFAULT_ARCHES,
   DEFAULT_ORG,
   formatError,
+  formatImageRef,
   parseBuildYml,
   sortErrors,
 } from '@stele/manifest';
 import { type DockerfileInfo, readDockerfile } from './dockerfile.ts';
 import type { Git } from './git.ts';
-import { formatReference, parseReference } from './oci.ts';
+import { parseReference } from './oci.ts';
 import { packageTag } from './tag.ts';
 
 /** A package could not be loaded: bad build.yml, missing Dockerfile, bad build arg… */
@@ -57,7 +58,7 @@ export interface LoadOptions {
 
 /** Fully qualifies a reference the way docker does (`docker.io/library/…`). */
 export function qualify(ref: string): string {
-  return formatReference(parseReference(ref));
+  return formatImageRef(parseReference(ref));
 }
 
 async function readBuildYml(dir: string): Promise<BuildYml> {

@@ -3,13 +3,13 @@ import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pruneUnpacked } from '@stele/image';
+import { formatImageRef, type ImageRef } from '@stele/manifest';
 import {
   type CopyEvent,
   copy,
   DigestError,
   defaultStoreDir,
   exportArchive,
-  formatReference,
   generateKeyPair,
   importArchive,
   KeyError,
@@ -19,7 +19,6 @@ import {
   parsePlatform,
   parseReference,
   pushMultiArch,
-  type Reference,
   RegistryClient,
   RegistryError,
   type RegistryOptions,
@@ -89,7 +88,7 @@ function registryOptions(ctx: Context): RegistryOptions {
   };
 }
 
-function ref(s: string): Reference {
+function ref(s: string): ImageRef {
   try {
     return parseReference(s);
   } catch (err) {
@@ -212,7 +211,7 @@ export const pull: Command = {
       const client = new RegistryClient(r.registry, registryOptions(ctx));
       const p = progress(ctx.io, ctx.values.json === true, 'pull');
       try {
-        const name = formatReference(r);
+        const name = formatImageRef(r);
         const res = await copy(client.repository(r.repository), referenceTarget(r), store, [name], {
           platforms: platforms(ctx.values.platform),
           onEvent: p.onEvent,
@@ -278,13 +277,13 @@ export const push: Command = {
           const res = await pushMultiArch(store, from, repo, tag, { onEvent: p.onEvent });
           digest = res.index.digest;
         } else {
-          const src = from[0] ?? formatReference({ ...r, digest: undefined });
+          const src = from[0] ?? formatImageRef({ ...r, digest: undefined });
           const res = await copy(store, src, repo, [tag], { onEvent: p.onEvent });
           digest = res.descriptor.digest;
           copied = res.blobsCopied;
         }
         p.done();
-        const name = formatReference({ ...r, digest: undefined });
+        const name = formatImageRef({ ...r, digest: undefined });
         const out = {
           name,
           digest,

@@ -4,14 +4,13 @@
 import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { OsManifest } from '@stele/manifest';
-import { pkgTemplatePath } from '@stele/manifest';
+import { formatImageRef, pkgTemplatePath } from '@stele/manifest';
 import {
   type CopyResult,
   copy,
   copyDescriptor,
   type Descriptor,
   formatPlatform,
-  formatReference,
   type ImageIndex,
   type ImageManifest,
   isIndexType,
@@ -137,7 +136,7 @@ export class Registries {
 /** Resolves one reference for `opts.platform`, fetching it into the store when needed. */
 export async function resolveImage(ref: string, opts: ResolveOptions, registries: Registries): Promise<ResolvedImage> {
   const r = qualified(ref);
-  const name = formatReference(r);
+  const name = formatImageRef(r);
   // In the store only if it also holds the manifest for this platform: an index fetched for
   // another arch brought only that arch's manifest along.
   const inStore = async () => {
@@ -329,7 +328,7 @@ export async function resolveOciVolume(
 ): Promise<ResolvedOciVolume> {
   const want = parseVolumePlatforms(platforms, ref, where);
   const r = qualified(ref);
-  const name = formatReference(r);
+  const name = formatImageRef(r);
   const store = opts.store;
   const wanted = want.length ? want.map(formatPlatform).join(', ') : 'all platforms';
 
