@@ -2,17 +2,18 @@ import { posix } from 'node:path';
 
 /**
  * Dependency edges from what the YAML says: an OS image on each repo package it references by
- * `org/image` or by a LinuxKit `@pkg:PATH` template, a package on each repo package its Dockerfile builds FROM, a
- * fleet on its OS image. Pure: works on the `metadata.stele` the plugin put on each project.
+ * `org/image` or by a LinuxKit `@pkg:PATH` template, a package on each repo package whose image
+ * its Dockerfile uses (FROM, COPY --from, RUN --mount from), a fleet on its OS image. Pure: works
+ * on the `metadata.stele` the plugin put on each project.
  */
 export interface SteleMetadata {
   kind: 'package' | 'os' | 'fleet';
   file: string;
   /** package: `org/image`. */
   repository?: string;
-  /** package: repositories its Dockerfile builds FROM. */
+  /** package: repositories of the images its Dockerfile uses. */
   froms?: string[];
-  /** package: the Dockerfile, when it lives in the project (the source file of FROM edges). */
+  /** package: the Dockerfile, when it lives in the project (the source file of its edges). */
   dockerfile?: string;
   /** os: repositories it references. */
   images?: string[];

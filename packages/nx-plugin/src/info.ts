@@ -22,7 +22,10 @@ export interface PackageInfo extends Common {
   image: string;
   /** Workspace-relative Dockerfile path. */
   dockerfile: string;
-  /** Repositories (registry, tag and digest stripped) the Dockerfile builds FROM. */
+  /**
+   * Repositories (registry, tag and digest stripped) of the images the Dockerfile uses: FROM,
+   * COPY --from, RUN --mount from.
+   */
   froms: string[];
   /** Workspace-relative extra source paths (files or directories). */
   extraSources: string[];

@@ -15,7 +15,7 @@ import {
   parseOsManifest,
   pkgTemplatePath,
 } from '@stele/manifest';
-import { dockerfileFroms } from './dockerfile.ts';
+import { readDockerfile } from '@stele/pkg/dockerfile';
 import type { FleetInfo, Kind, OsInfo, PackageInfo, ProjectInfo } from './info.ts';
 
 /** `within('pkg/a', '../b')` → `pkg/b`; undefined when the path leaves the workspace. */
@@ -130,11 +130,14 @@ export function readProject(file: string, kind: Kind, text: string): ProjectInfo
   return readFleet(file, text);
 }
 
-/** Repositories a Dockerfile builds FROM (external ones included; only repo packages match). */
+/**
+ * Repositories of the images a Dockerfile uses — `FROM`, `COPY --from`, `RUN --mount from` —
+ * external ones included (only repo packages match); earlier stages are not images.
+ */
 export function dockerfileRepositories(text: string): string[] {
   const out = new Set<string>();
-  for (const f of dockerfileFroms(text)) {
-    const repo = repositoryOf(f.ref);
+  for (const use of readDockerfile(text).images) {
+    const repo = repositoryOf(use.image);
     if (repo) out.add(repo);
   }
   return [...out];

@@ -11,8 +11,11 @@ import { dirname, join, posix } from 'node:path';
 import type { Kind, ProjectInfo, SourceError } from './info.ts';
 import type { NormalizedOptions } from './options.ts';
 
-/** Bump when the shape of cached values changes. */
-const CACHE_VERSION = '3';
+/**
+ * Bump when the shape of cached values changes, or what is read from a file does (the
+ * Dockerfile reader, `@stele/pkg/dockerfile`, is not part of the key).
+ */
+const CACHE_VERSION = '4';
 
 export interface ResolvedProject {
   name: string;
@@ -168,7 +171,7 @@ export async function scan(
       if (docker === undefined) {
         errors.push({ file, line: 1, col: 1, path: 'dockerfile', message: `no Dockerfile at ${info.dockerfile}` });
       } else {
-        const key = `${CACHE_VERSION}:from:${hash(docker)}`;
+        const key = `${CACHE_VERSION}:images:${hash(docker)}`;
         if (!cache.has(key)) await load();
         info.froms = cached(key, (r) => r.dockerfileRepositories(docker));
         if (!info.dockerfile.startsWith(`${dir}/`)) extraInputs.push(info.dockerfile);

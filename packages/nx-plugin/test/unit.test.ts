@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { formatError } from '@stele/manifest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blobPath, missingContent, parseDescriptor, resolveStoreDir } from '../src/descriptor.ts';
-import { dockerfileFroms } from '../src/dockerfile.ts';
 import { expandCommand } from '../src/executor.ts';
 import { steleEdges } from '../src/graph.ts';
 import { checkCacheHits, missingStoreEnv } from '../src/hooks.ts';
-import { inferProjects } from '../src/index.ts';
+import { createDependencies, inferProjects } from '../src/index.ts';
 import { normalizeOptions } from '../src/options.ts';
 import { dockerfileRepositories, readFleet, readOs, readPackage, repositoryOf } from '../src/read.ts';
 import { projectName } from '../src/scan.ts';
@@ -38,29 +37,6 @@ describe('repositoryOf', () => {
     ['registry.example.com:443/a/b/c:tag', 'a/b/c'],
   ])('%s → %s', (ref, repo) => expect(repositoryOf(ref)).toBe(repo));
   it('ignores references that do not parse', () => expect(repositoryOf('Not A Ref')).toBeUndefined());
-});
-
-describe('dockerfileFroms', () => {
-  it('reads FROMs with ARG defaults, flags, continuations and skips stage names and scratch', () => {
-    const text = [
-      'ARG ORG=linuxkit',
-      'ARG TAG="abc"',
-      '# FROM commented/out',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: Dockerfile variables, not a JS template
-      'FROM --platform=$BUILDPLATFORM ${ORG}/alpine:${TAG} AS mirror',
-      'RUN echo \\',
-      '  FROM not/an-instruction',
-      'from mirror AS build',
-      'FROM scratch',
-      'COPY --from=build / /',
-      'FROM \\',
-      '  linuxkit/runc:1',
-    ].join('\n');
-    expect(dockerfileFroms(text)).toEqual([
-      { ref: 'linuxkit/alpine:abc', line: 4 },
-      { ref: 'linuxkit/runc:1', line: 10 },
-    ]);
-  });
 });
 
 describe('dockerfileRepositories', () => {
@@ -270,7 +246,63 @@ describe('inferProjects', () => {
     // a content change is a different key
     put(root, 'pkg/a/build.yml', 'image: a\norg: stele\n');
     expect(await repo()).toBe('stele/a');
-    expect(Object.keys(JSON.parse(readFileSync(cachePath, 'utf8')))).toHaveLength(2); // build.yml + Dockerfile FROMs
+    expect(Object.keys(JSON.parse(readFileSync(cachePath, 'utf8')))).toHaveLength(2); // build.yml + the Dockerfile's images
+  });
+});
+
+describe('Dockerfile edges', () => {
+  /** The dependency edges Nx gets for a workspace: inferProjects, then createDependencies. */
+  async function edgesOf(root: string, files: string[]): Promise<string[]> {
+    const result = await inferProjects(files, {}, { workspaceRoot: root });
+    const projects = Object.fromEntries(result.flatMap(([, r]) => Object.entries(r.projects ?? {})));
+    const deps = await createDependencies({}, { projects } as unknown as Parameters<typeof createDependencies>[1]);
+    return deps.map((d) => `${d.source} -> ${d.target}`).sort();
+  }
+
+  it('a package that COPY --from (or RUN --mount from) the image of a repo package depends on it', async () => {
+    const root = tmp();
+    put(root, 'pkg/kernel/build.yml', 'image: kernel\norg: stele\n');
+    put(root, 'pkg/kernel/Dockerfile', 'FROM alpine\n');
+    put(root, 'pkg/base/build.yml', 'image: base\n');
+    put(root, 'pkg/base/Dockerfile', 'FROM alpine\n');
+    put(root, 'pkg/modules/build.yml', 'image: modules\norg: stele\n');
+    put(
+      root,
+      'pkg/modules/Dockerfile',
+      'FROM linuxkit/base:1\nCOPY --from=stele/kernel:abc123 /lib/modules /lib/modules\n',
+    );
+    put(root, 'pkg/boot/build.yml', 'image: boot\norg: stele\n');
+    put(
+      root,
+      'pkg/boot/Dockerfile',
+      'FROM scratch\nCOPY --chown=0:0 --from=127.0.0.1:5000/stele/kernel:abc123 /boot /boot\nCOPY --from=linuxkit/base:1 / /\n',
+    );
+    put(root, 'pkg/tools/build.yml', 'image: tools\norg: stele\n');
+    put(root, 'pkg/tools/Dockerfile', 'FROM alpine\nRUN --mount=type=bind,from=stele/kernel:abc123,target=/k ls /k\n');
+    const files = ['kernel', 'base', 'modules', 'boot', 'tools'].map((p) => `pkg/${p}/build.yml`);
+    expect(await edgesOf(root, files)).toEqual([
+      'pkg-boot -> pkg-base',
+      'pkg-boot -> pkg-kernel',
+      'pkg-modules -> pkg-base',
+      'pkg-modules -> pkg-kernel',
+      'pkg-tools -> pkg-kernel',
+    ]);
+  });
+
+  it('COPY --from an earlier stage, by name or by index, is no edge', async () => {
+    const root = tmp();
+    // Packages whose repositories a stage name or index would resolve to, were it read as an image.
+    put(root, 'pkg/kernel/build.yml', 'image: kernel\norg: library\n');
+    put(root, 'pkg/kernel/Dockerfile', 'FROM alpine\n');
+    put(root, 'pkg/zero/build.yml', 'image: "0"\norg: library\n');
+    put(root, 'pkg/zero/Dockerfile', 'FROM alpine\n');
+    put(root, 'pkg/app/build.yml', 'image: app\n');
+    put(
+      root,
+      'pkg/app/Dockerfile',
+      'FROM alpine AS kernel\nRUN make\nFROM scratch\nCOPY --from=kernel /a /a\nCOPY --from=0 /b /b\n',
+    );
+    expect(await edgesOf(root, ['pkg/kernel/build.yml', 'pkg/zero/build.yml', 'pkg/app/build.yml'])).toEqual([]);
   });
 });
 

@@ -1,7 +1,11 @@
 /**
- * Just enough of a Dockerfile reader to order package builds: which images it builds FROM
- * (and `COPY --from=`), with build args substituted, and whether any step RUNs a program
- * (which decides if a foreign arch can build without emulation).
+ * Just enough of a Dockerfile reader to order package builds and to give Nx its dependency
+ * edges: which images it uses — `FROM`, `COPY --from=` and `RUN --mount=…,from=` — with build
+ * args substituted and earlier stages (by name or index) left out, and whether any step RUNs a
+ * program (which decides if a foreign arch can build without emulation). Handles line
+ * continuations (and the `# escape=` directive), comments, `ARG` defaults before the first
+ * `FROM` and flags such as `--platform=`. Not a full parser. The one Dockerfile reader of Stele:
+ * the Nx plugin imports it as `@stele/pkg/dockerfile`, so this module imports nothing.
  */
 
 export interface ImageUse {
@@ -32,7 +36,7 @@ function instructions(text: string): Instruction[] {
     const raw = lines[i] as string;
     const trimmed = raw.trim();
     if (!sawInstruction) {
-      const directive = /^#\s*escapeChar\s*=\s*(\S)/i.exec(trimmed);
+      const directive = /^#\s*escape\s*=\s*(\S)/i.exec(trimmed);
       if (directive?.[1]) escapeChar = directive[1];
     }
     if (trimmed === '' || trimmed.startsWith('#')) continue;
@@ -66,6 +70,10 @@ export function substitute(s: string, vars: Record<string, string | undefined>):
   );
 }
 
+function unquote(s: string): string {
+  return s.replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
+}
+
 function flags(rest: string): { flags: Record<string, string>; args: string[] } {
   const parts = rest.split(/\s+/).filter(Boolean);
   const out: Record<string, string> = {};
@@ -81,9 +89,12 @@ function flags(rest: string): { flags: Record<string, string>; args: string[] } 
 /** Reads the images a Dockerfile uses; `buildArgs` override `ARG` defaults before the first FROM. */
 export function readDockerfile(text: string, buildArgs: Record<string, string> = {}): DockerfileInfo {
   const images: ImageUse[] = [];
+  // Earlier stages by `AS` name (lower-cased); a `--from` naming one, or a stage index, is no image.
   const stages = new Set<string>();
-  const globalArgs: Record<string, string | undefined> = {};
+  const isStage = (name: string) => stages.has(name.toLowerCase()) || /^\d+$/.test(name);
   let seenFrom = false;
+  const globalArgs: Record<string, string | undefined> = {};
+  const expand = (s: string) => substitute(s, { ...buildArgs, ...globalArgs });
   let hasRun = false;
   for (const ins of instructions(text)) {
     switch (ins.keyword) {
@@ -92,38 +103,33 @@ export function readDockerfile(text: string, buildArgs: Record<string, string> =
         for (const a of ins.rest.split(/\s+/).filter(Boolean)) {
           const eq = a.indexOf('=');
           const name = eq < 0 ? a : a.slice(0, eq);
-          const def = eq < 0 ? undefined : a.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+          const def = eq < 0 ? undefined : unquote(a.slice(eq + 1));
           globalArgs[name] = buildArgs[name] ?? def;
         }
         break;
       }
       case 'FROM': {
-        seenFrom = true;
         const { args } = flags(ins.rest);
-        const image = substitute(args[0] ?? '', { ...buildArgs, ...globalArgs });
-        const as = args[1]?.toUpperCase() === 'AS' ? args[2] : undefined;
+        const image = expand(args[0] ?? '');
         if (image && image !== 'scratch' && !stages.has(image.toLowerCase())) {
           images.push({ image, line: ins.line, kind: 'FROM' });
         }
+        const as = args[1]?.toUpperCase() === 'AS' ? args[2] : undefined;
         if (as) stages.add(as.toLowerCase());
+        seenFrom = true;
         break;
       }
       case 'COPY': {
         const from = flags(ins.rest).flags.from;
-        if (from && !stages.has(from.toLowerCase()) && !/^\d+$/.test(from)) {
-          images.push({
-            image: substitute(from, { ...buildArgs, ...globalArgs }),
-            line: ins.line,
-            kind: 'COPY --from',
-          });
-        }
+        const image = from === undefined ? '' : expand(from);
+        if (image && !isStage(image)) images.push({ image, line: ins.line, kind: 'COPY --from' });
         break;
       }
       case 'RUN': {
         hasRun = true;
         for (const m of ins.rest.matchAll(/--mount=\S*\bfrom=([^,\s]+)/g)) {
-          const from = m[1] as string;
-          if (!stages.has(from.toLowerCase())) images.push({ image: from, line: ins.line, kind: 'RUN --mount from' });
+          const image = expand(m[1] as string);
+          if (!isStage(image)) images.push({ image, line: ins.line, kind: 'RUN --mount from' });
         }
         break;
       }

@@ -9,7 +9,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildPackages, PkgError, planBuild } from '../src/build.ts';
 import { decodeTrace, TraceRenderer } from '../src/buildkit-trace.ts';
 import { contextEntries } from '../src/context.ts';
-import { readDockerfile } from '../src/dockerfile.ts';
 import type { BuildRequest, Engine } from '../src/engine.ts';
 import { gitCli } from '../src/git.ts';
 import { Store } from '../src/oci.ts';
@@ -174,17 +173,6 @@ describe('buildPackages with an in-memory engine', () => {
 });
 
 describe('helpers', () => {
-  it('reads FROM, COPY --from and RUN, substituting build args', () => {
-    const info = readDockerfile(
-      'ARG BASE=a/b:1\nFROM $' +
-        '{BASE} AS build\nRUN make \\\n  all\nFROM scratch\nCOPY --from=build /x /x\nCOPY --from=c/d:2 /y /y\n',
-      { BASE: 'org/base:9' },
-    );
-    expect(info.images.map((i) => i.image)).toEqual(['org/base:9', 'c/d:2']);
-    expect(info.hasRun).toBe(true);
-    expect(readDockerfile('FROM scratch\nCOPY a /a\n').hasRun).toBe(false);
-  });
-
   it('the build context honours .dockerignore but always sends the Dockerfile', async () => {
     repo.write('pkg/base/.dockerignore', 'secret.txt\nDockerfile\n');
     const names = (await contextEntries([{ src: dir('base'), dst: '/' }], ['Dockerfile'])).map((e) => e.name);
