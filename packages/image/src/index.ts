@@ -35,6 +35,5 @@ export {
   manifestRefs,
   type PlanSummary,
   type ResolvedImage,
-  writeJsonAtomic,
 } from './pipeline/index.ts';
 export { pruneUnpacked, unpackedDir, unpackedLayer } from './pipeline/layercache.ts';

@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
-import { missingContent, readDescriptor, resolveStoreDir } from './descriptor.ts';
+import { missingBuildContent, readBuildDescriptor } from '@stele/oci/build-descriptor';
+import { resolveStoreDir } from './options.ts';
 
 export interface BuildOptions {
   kind: 'package' | 'push' | 'os';
@@ -111,7 +112,7 @@ export async function buildExecutor(options: BuildOptions, context: Context): Pr
     if (!notAvailable(r, WHAT[options.kind])) console.error(`stele: ${WHAT[options.kind]} failed (exit ${r.code})`);
     return { success: false };
   }
-  const parsed = readDescriptor(descriptor);
+  const parsed = readBuildDescriptor(descriptor);
   if (!parsed) {
     console.error(`stele: ${WHAT[options.kind]} succeeded but wrote no descriptor at ${options.descriptor}`);
     return { success: false };
@@ -120,7 +121,7 @@ export async function buildExecutor(options: BuildOptions, context: Context): Pr
     console.error(`stele: ${options.descriptor}: ${parsed.message}`);
     return { success: false };
   }
-  const missing = missingContent(parsed.value, outDir, storeDir);
+  const missing = missingBuildContent(parsed.value, outDir, storeDir);
   if (missing) {
     console.error(`stele: ${WHAT[options.kind]} reported ${parsed.value.digest} but ${missing}`);
     return { success: false };

@@ -7,8 +7,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { missingContent, readDescriptor, resolveStoreDir } from './descriptor.ts';
-import type { NormalizedOptions } from './options.ts';
+import { missingBuildContent, readBuildDescriptor } from '@stele/oci/build-descriptor';
+import { type NormalizedOptions, resolveStoreDir } from './options.ts';
 import { DESCRIPTOR, storeEnvVar, targetOutDir } from './targets.ts';
 
 /** Env updates for projects whose last built content is missing: `{ STELE_NX_STORE_X: 'missing:sha256:…' }`. */
@@ -19,9 +19,9 @@ export function missingStoreEnv(root: string, opts: NormalizedOptions): Record<s
   const storeDir = resolveStoreDir(opts.storeDir, root);
   for (const project of readdirSync(base)) {
     const file = join(root, targetOutDir(opts, project, 'build'), DESCRIPTOR);
-    const d = readDescriptor(file);
+    const d = readBuildDescriptor(file);
     if (!d?.ok) continue;
-    if (missingContent(d.value, dirname(file), storeDir)) env[storeEnvVar(project)] = `missing:${d.value.digest}`;
+    if (missingBuildContent(d.value, dirname(file), storeDir)) env[storeEnvVar(project)] = `missing:${d.value.digest}`;
   }
   return env;
 }
@@ -42,9 +42,9 @@ export function checkCacheHits(
   for (const r of Object.values(results)) {
     if (!r.status.includes('cache') || r.task.target.target !== 'build') continue;
     const file = join(root, targetOutDir(opts, r.task.target.project, 'build'), DESCRIPTOR);
-    const d = readDescriptor(file);
+    const d = readBuildDescriptor(file);
     if (!d?.ok) continue;
-    const missing = missingContent(d.value, dirname(file), storeDir);
+    const missing = missingBuildContent(d.value, dirname(file), storeDir);
     if (missing)
       out.push(`${r.task.target.project}:build came from the Nx cache but ${missing}; the next run rebuilds it`);
   }

@@ -2,6 +2,8 @@
  * Plugin options (nx.json `plugins[].options`) and their defaults. Every option that shapes
  * inferred projects is hashed into the parse-cache file name by `index.ts`.
  */
+import { isAbsolute, join } from 'node:path';
+import { defaultStoreDir } from '@stele/oci/store-paths';
 import { DEFAULT_ORG } from './info.ts';
 
 /**
@@ -30,7 +32,7 @@ export interface SteleNxPluginOptions {
   org?: string;
   /** Where descriptors and artifacts go, relative to the workspace (default `dist/stele`). */
   outDir?: string;
-  /** OCI layout store checked for built digests (default `$STELE_CACHE` or `~/.cache/stele/oci`). */
+  /** OCI layout store checked for built digests, relative to the workspace (default: `@stele/oci`'s `defaultStoreDir`). */
   storeDir?: string;
   commands?: SteleCommands;
 }
@@ -65,4 +67,10 @@ export function normalizeOptions(o: SteleNxPluginOptions | undefined): Normalize
     storeDir: o?.storeDir,
     commands: { ...DEFAULT_COMMANDS, ...(o?.commands ?? {}) },
   };
+}
+
+/** The store the plugin checks: the `storeDir` option (relative to the workspace root), else the CLI's default. */
+export function resolveStoreDir(configured: string | undefined, workspaceRoot: string, env = process.env): string {
+  if (configured) return isAbsolute(configured) ? configured : join(workspaceRoot, configured);
+  return defaultStoreDir(env);
 }

@@ -2,13 +2,14 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatError } from '@stele/manifest';
+import { missingBuildContent } from '@stele/oci/build-descriptor';
+import { blobPath } from '@stele/oci/store-paths';
 import { afterEach, describe, expect, it } from 'vitest';
-import { blobPath, missingContent, parseDescriptor, resolveStoreDir } from '../src/descriptor.ts';
 import { expandCommand } from '../src/executor.ts';
 import { steleEdges } from '../src/graph.ts';
 import { checkCacheHits, missingStoreEnv } from '../src/hooks.ts';
 import { createDependencies, inferProjects } from '../src/index.ts';
-import { normalizeOptions } from '../src/options.ts';
+import { normalizeOptions, resolveStoreDir } from '../src/options.ts';
 import { dockerfileRepositories, readFleet, readOs, readPackage, repositoryOf } from '../src/read.ts';
 import { projectName } from '../src/scan.ts';
 import { storeEnvVar } from '../src/targets.ts';
@@ -306,23 +307,14 @@ describe('Dockerfile edges', () => {
   });
 });
 
-describe('descriptors and the store check', () => {
+describe('the store check', () => {
   const digest = `sha256:${'ab'.repeat(32)}`;
-  it('validates descriptor files', () => {
-    expect(parseDescriptor(JSON.stringify({ digest, mediaType: 'm', size: 1, refs: ['a'] })).ok).toBe(true);
-    expect(parseDescriptor(JSON.stringify({ digest: 'sha256:zz', mediaType: 'm', size: 1, refs: [] }))).toEqual({
-      ok: false,
-      message: 'digest: expected sha256:<64 hex>',
-    });
-    expect(parseDescriptor('{').ok).toBe(false);
-  });
-
   it('flags a descriptor whose digest left the store, via the project env var', () => {
     const root = tmp();
     const opts = normalizeOptions({ storeDir: 'store' });
     put(root, 'dist/stele/pkg-a/build/descriptor.json', JSON.stringify({ digest, mediaType: 'm', size: 1, refs: [] }));
     const store = resolveStoreDir('store', root);
-    expect(missingContent({ digest, mediaType: 'm', size: 1, refs: [] }, root, store)).toMatch(/not in the store/);
+    expect(missingBuildContent({ digest, mediaType: 'm', size: 1, refs: [] }, root, store)).toMatch(/not in the store/);
     expect(missingStoreEnv(root, opts)).toEqual({ [storeEnvVar('pkg-a')]: `missing:${digest}` });
     put(root, blobPath(store, digest).slice(root.length + 1), 'x');
     expect(missingStoreEnv(root, opts)).toEqual({});

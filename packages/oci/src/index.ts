@@ -1,5 +1,6 @@
 export * from './archive.ts';
 export * from './atomic.ts';
+export * from './build-descriptor.ts';
 export * from './copy.ts';
 export * from './descriptor.ts';
 export * from './digest.ts';
@@ -12,4 +13,5 @@ export * from './registry/auth.ts';
 export * from './registry/client.ts';
 export * from './sign/cosign.ts';
 export * from './store.ts';
+export * from './store-paths.ts';
 export * from './target.ts';

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,14 +15,8 @@ import {
 import { type Digest, DigestError, DigestVerifier, isDigest, parseDigest, verifyBytes } from './digest.ts';
 import { type LockOptions, withLock } from './lock.ts';
 import { isIndexType, isManifestType, MediaType } from './mediatypes.ts';
+import { blobPath } from './store-paths.ts';
 import type { OnBytes, Sink, Source } from './target.ts';
-
-/** `$STELE_CACHE`, else `$XDG_CACHE_HOME/stele/oci`, else `~/.cache/stele/oci`. */
-export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.STELE_CACHE) return env.STELE_CACHE;
-  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
-  return join(base, 'stele', 'oci');
-}
 
 export interface StoreEntry {
   name: string;
@@ -72,8 +65,8 @@ export class Store implements Source, Sink {
   }
 
   blobPath(digest: Digest): string {
-    const { algorithm, hex } = parseDigest(digest);
-    return join(this.root, 'blobs', algorithm, hex);
+    parseDigest(digest);
+    return blobPath(this.root, digest);
   }
 
   private tempPath(): string {

@@ -9,7 +9,8 @@ import { REF_NAME_ANNOTATION } from '../src/descriptor.ts';
 import { DigestError, sha256 } from '../src/digest.ts';
 import { acquire } from '../src/lock.ts';
 import { MediaType } from '../src/mediatypes.ts';
-import { defaultStoreDir, Store } from '../src/store.ts';
+import { Store } from '../src/store.ts';
+import { defaultStoreDir } from '../src/store-paths.ts';
 
 const dirs: string[] = [];
 function tmp(): string {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
-import { BUILD_FORMATS, BuildError, type BuildEvent, buildImage, writeJsonAtomic } from '@stele/image';
+import { BUILD_FORMATS, BuildError, type BuildEvent, buildImage } from '@stele/image';
 import { formatError, readOsManifest } from '@stele/manifest';
-import { defaultStoreDir, Store } from '@stele/oci';
+import { DEFAULT_STORE_DIR_HELP, defaultStoreDir, Store, writeBuildDescriptor } from '@stele/oci';
 import type { Command } from '../cli.ts';
 import { UserError } from '../cli.ts';
 
@@ -45,8 +45,7 @@ export const build: Command = {
     cache: {
       type: 'string',
       placeholder: 'DIR',
-      description:
-        'local OCI store (default $STELE_CACHE or ~/.cache/stele/oci); layers are unpacked into its unpacked/ once',
+      description: `local OCI store (default ${DEFAULT_STORE_DIR_HELP}); layers are unpacked into its unpacked/ once`,
     },
     arch: {
       type: 'string',
@@ -101,7 +100,7 @@ export const build: Command = {
       throw err;
     }
     if (values.descriptor && result.digest) {
-      await writeJsonAtomic(resolve(io.cwd, values.descriptor as string), {
+      await writeBuildDescriptor(resolve(io.cwd, values.descriptor as string), {
         digest: result.digest,
         mediaType: 'application/vnd.stele.build-record.v1+json',
         size: result.recordSize ?? 0,

@@ -7,6 +7,7 @@ import { formatImageRef, type ImageRef } from '@stele/manifest';
 import {
   type CopyEvent,
   copy,
+  DEFAULT_STORE_DIR_HELP,
   DigestError,
   defaultStoreDir,
   exportArchive,
@@ -34,7 +35,7 @@ const CACHE: Record<string, OptionSpec> = {
   cache: {
     type: 'string',
     placeholder: 'DIR',
-    description: 'OCI layout store (default $STELE_CACHE or ~/.cache/stele/oci)',
+    description: `OCI layout store (default ${DEFAULT_STORE_DIR_HELP})`,
   },
 };
 const JSON_OPT: Record<string, OptionSpec> = { json: { type: 'boolean', description: 'print JSON (events, results)' } };

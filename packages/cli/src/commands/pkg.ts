@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
+  type BuildDescriptor,
+  DEFAULT_STORE_DIR_HELP,
   type Descriptor,
   hostPlatform,
   parseManifest,
@@ -9,6 +11,7 @@ import {
   RegistryClient,
   type Source,
   selectPlatform,
+  writeBuildDescriptor,
 } from '@stele/oci';
 import {
   type BuildOptions,
@@ -35,7 +38,6 @@ import {
   TagError,
 } from '@stele/pkg';
 import { type Command, type Context, type OptionSpec, UsageError, UserError } from '../cli.ts';
-import { type BuildDescriptor, writeJsonAtomic } from '../files.ts';
 
 const KNOWN_ERRORS = [PkgError, PackageError, EngineUnavailableError, TagError, GitError, SbomError];
 
@@ -76,7 +78,7 @@ const buildOptions: Record<string, OptionSpec> = {
   store: {
     type: 'string',
     placeholder: 'DIR',
-    description: 'local OCI store (default $STELE_CACHE or ~/.cache/stele/oci)',
+    description: `local OCI store (default ${DEFAULT_STORE_DIR_HELP})`,
   },
   json: { type: 'boolean', description: 'print the results as JSON on stdout' },
   descriptor: {
@@ -166,7 +168,7 @@ async function runBuild(ctx: Context, push: boolean): Promise<number> {
   try {
     const results = await userErrors(() => buildPackages(dirs, opts));
     if (values.descriptor) {
-      await writeJsonAtomic(
+      await writeBuildDescriptor(
         resolve(io.cwd, values.descriptor as string),
         await describe(results, dirs[0], opts, remote),
       );

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { formatError, type OsManifest, parseImageRef, readOsManifest } from '@stele/manifest';
-import { type Platform, type RegistryOptions, type Store, tempBeside, verifyImage, writeJsonAtomic } from '@stele/oci';
+import { type Platform, type RegistryOptions, type Store, tempBeside, verifyImage } from '@stele/oci';
 import { loadOrGenerateSbom, mergeSbomsToBytes, storeSbom } from '@stele/pkg';
 import type { OsManifest as AssemblyManifest } from '../assemble/index.ts';
 import { planLayout } from '../assemble/index.ts';
@@ -420,5 +420,3 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     await rm(spoolRoot, { recursive: true, force: true });
   }
 }
-
-export { writeJsonAtomic };

@@ -1,14 +1,17 @@
 /**
- * The small descriptor file a build target writes and Nx caches, and the check that what it
- * names is really there: the digest as a blob in the local OCI layout store, and any listed
+ * The build descriptor: the small JSON file `stele pkg build --descriptor` and `stele build
+ * --descriptor` write and the Nx plugin caches — what a build made, by digest — and the check
+ * that what it names is really there: the digest as a blob in the local store, and any listed
  * artifact files next to it. A cache hit that restores a descriptor for a digest the store has
- * lost is not a hit (nx#15116); `hooks.ts` and `executor.ts` act on this check.
+ * lost is not a hit (nx#15116). Imports no more than node's fs and path, so the Nx plugin loads
+ * it (`@stele/oci/build-descriptor`) for every Nx command at no cost.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { writeJsonAtomic } from './atomic.ts';
+import { blobPath } from './store-paths.ts';
 
-export interface Artifact {
+export interface BuildArtifact {
   /** Relative to the descriptor's directory. */
   path: string;
   digest?: string;
@@ -20,14 +23,15 @@ export interface BuildDescriptor {
   mediaType: string;
   size: number;
   refs: string[];
-  artifacts?: Artifact[];
+  artifacts?: BuildArtifact[];
 }
 
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+export type BuildDescriptorResult = { ok: true; value: BuildDescriptor } | { ok: false; message: string };
 
-export function parseDescriptor(text: string): Parsed<BuildDescriptor> {
+/** Checks a descriptor file's text; the message names the field that is wrong. */
+export function parseBuildDescriptor(text: string): BuildDescriptorResult {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -54,32 +58,24 @@ export function parseDescriptor(text: string): Parsed<BuildDescriptor> {
   return { ok: true, value: d as BuildDescriptor };
 }
 
-export function readDescriptor(path: string): Parsed<BuildDescriptor> | undefined {
+/** The descriptor at `path`, checked; undefined when there is no file to read. */
+export function readBuildDescriptor(path: string): BuildDescriptorResult | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
-  return parseDescriptor(text);
+  return parseBuildDescriptor(text);
 }
 
-/** Same default as `@stele/oci`'s store: `$STELE_CACHE`, else the XDG cache dir. */
-export function resolveStoreDir(configured: string | undefined, workspaceRoot: string, env = process.env): string {
-  if (configured) return isAbsolute(configured) ? configured : join(workspaceRoot, configured);
-  if (env.STELE_CACHE) return env.STELE_CACHE;
-  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
-  return join(base, 'stele', 'oci');
-}
-
-/** Blob path in an OCI image layout (`blobs/<alg>/<hex>`). */
-export function blobPath(storeDir: string, digest: string): string {
-  const [alg = '', hex = ''] = digest.split(':');
-  return join(storeDir, 'blobs', alg, hex);
+/** Writes a descriptor whole or not at all. */
+export function writeBuildDescriptor(path: string, d: BuildDescriptor): Promise<void> {
+  return writeJsonAtomic(path, d);
 }
 
 /** Why the descriptor's content is not all present, or undefined when it is. */
-export function missingContent(d: BuildDescriptor, descriptorDir: string, storeDir: string): string | undefined {
+export function missingBuildContent(d: BuildDescriptor, descriptorDir: string, storeDir: string): string | undefined {
   if (!existsSync(blobPath(storeDir, d.digest))) return `${d.digest} is not in the store ${storeDir}`;
   for (const a of d.artifacts ?? []) {
     if (!existsSync(join(descriptorDir, a.path))) return `artifact ${a.path} is missing from ${descriptorDir}`;
