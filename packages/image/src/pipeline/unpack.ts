@@ -10,6 +10,7 @@ import type { Descriptor, Store } from '@stele/oci';
 import type { ImageFile } from '../assemble/index.ts';
 import { BuildError } from './errors.ts';
 import { type CachedEntry, type CachedLayer, unpackedLayer } from './layercache.ts';
+import type { ResolvedImage } from './resolve.ts';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -126,5 +127,48 @@ export async function unpackImage(
       if (r.size === 0) return createReadStream('/dev/null');
       return createReadStream(r.file, { start: r.offset, end: r.offset + r.size - 1 });
     },
+  };
+}
+
+/** The image config's rootfs.diff_ids: the uncompressed layers' digests. */
+function diffIdsOf(r: ResolvedImage): string[] | undefined {
+  const ids = (r.config as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids;
+  return Array.isArray(ids) && ids.every((d) => typeof d === 'string') ? ids : undefined;
+}
+
+/**
+ * The unpack stage, first half: every layer of the images gunzipped once into the store's layer
+ * cache (two at a time: gunzip runs on libuv's threads); later builds read the files from there.
+ */
+export async function fillLayerCache(store: Store, images: ResolvedImage[]): Promise<void> {
+  const jobs = new Map<string, { layer: Descriptor; diffId?: string }>();
+  for (const r of images) {
+    for (const [i, layer] of r.layers.entries()) {
+      const diffId = diffIdsOf(r)?.[i];
+      if (!jobs.has(layer.digest)) jobs.set(layer.digest, { layer, ...(diffId ? { diffId } : {}) });
+    }
+  }
+  const queue = [...jobs.values()];
+  const worker = async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      try {
+        await unpackedLayer(store, job.layer, job.diffId);
+      } catch (err) {
+        const owner = images.find((r) => r.layers.some((l) => l.digest === job?.layer.digest));
+        throw new BuildError(`${owner?.ref ?? 'image'}: ${(err as Error).message}`);
+      }
+    }
+  };
+  await Promise.all([worker(), worker()]);
+}
+
+/** The unpack stage, second half: each image's merged filesystem, by the reference the manifest writes. */
+export async function unpackImages(store: Store, images: ResolvedImage[]): Promise<(ref: string) => UnpackedImage> {
+  const unpacked = new Map<string, UnpackedImage>();
+  for (const r of images) unpacked.set(r.ref, await unpackImage(store, r.layers, diffIdsOf(r), r.ref));
+  return (ref) => {
+    const u = unpacked.get(ref);
+    if (!u) throw new BuildError(`image ${ref} was not resolved`);
+    return u;
   };
 }
