@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gitRepo } from '@stele/test-peers';
 import { describe, expect, it } from 'vitest';
 import { type Command, dispatch, editDistance, nearest, UsageError, UserError } from '../src/cli.ts';
 import { main, root, VERSION } from '../src/main.ts';
@@ -128,6 +130,25 @@ describe('what main prints for a failure', () => {
     expect(r.err).toBe('stele: name \\u001b]0;title\\u0007\\u001b[2J \\u202eevil\n');
     const usage = await failWith(new UsageError('stele x: unknown flag --\u001b[31m'));
     expect(usage).toEqual({ code: 2, err: 'stele x: unknown flag --\\u001b[31m\n' });
+  });
+});
+
+describe("the user's mistakes are no internal errors", () => {
+  it('a DOCKER_HOST that names no engine: one line naming it, exit 1', async () => {
+    const repo = gitRepo('stele-cli-dockerhost-');
+    try {
+      repo.write('pkg/hello/build.yml', 'image: hello\narches: [amd64]\n');
+      repo.write('pkg/hello/Dockerfile', 'FROM scratch\nCOPY msg /msg\n');
+      repo.write('pkg/hello/msg', 'hello\n');
+      repo.commit();
+      const io = { ...fakeIo({ DOCKER_HOST: 'ftp://engine', STELE_CACHE: `${repo.root}/.store` }), cwd: repo.root };
+      expect(await main(['pkg', 'build', '--no-registry', 'pkg/hello'], io)).toBe(1);
+      expect(io.err()).toBe(
+        "stele: bad Docker endpoint 'ftp://engine': want unix:///path, tcp://host:port or https://host:port\n",
+      );
+    } finally {
+      rmSync(repo.root, { recursive: true, force: true });
+    }
   });
 });
 

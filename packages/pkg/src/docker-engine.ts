@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { decodeTrace, TraceRenderer } from './buildkit-trace.ts';
+import { dockerClientOptions } from './docker-endpoint.ts';
 import {
   BuildFailedError,
   type BuildRequest,
@@ -15,15 +16,6 @@ export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 export const START_ENGINE_HINT =
   'start a Docker Engine (`sudo systemctl start docker`, or `sudo dockerd &`; Debian package docker.io), ' +
   'or point DOCKER_HOST at one that runs (e.g. DOCKER_HOST=unix:///path/to/docker.sock)';
-
-function optionsFor(host: string): Dockerode.DockerOptions {
-  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
-  if (host.startsWith('/')) return { socketPath: host };
-  const m = /^(tcp|http|https):\/\/([^/:]+|\[[^\]]+\])(?::(\d+))?\/?$/.exec(host);
-  if (!m) throw new Error(`unsupported Docker host '${host}' (want unix:///path or tcp://host:port)`);
-  const protocol = m[1] === 'https' ? 'https' : 'http';
-  return { host: m[2] as string, port: Number(m[3] ?? (protocol === 'https' ? 2376 : 2375)), protocol };
-}
 
 function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
@@ -62,7 +54,7 @@ interface StreamMessage {
  * the Engine API that honours `platform` (the classic one silently builds the host arch).
  */
 export function dockerEngine(host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST): Engine {
-  const options = optionsFor(host);
+  const options = dockerClientOptions(host);
   // dockerode is loaded on first use: commands that never reach an engine start faster.
   let client: Promise<Dockerode> | undefined;
   const docker = () => {

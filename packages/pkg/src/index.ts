@@ -1,6 +1,7 @@
 export * from './build.ts';
 export * from './buildkit-trace.ts';
 export * from './context.ts';
+export * from './docker-endpoint.ts';
 export * from './docker-engine.ts';
 export * from './dockerfile.ts';
 export * from './engine.ts';

@@ -17,6 +17,7 @@ import {
   type BuildOptions,
   buildPackages,
   cosignSigner,
+  DockerEndpointError,
   defaultStoreDir,
   dockerEngine,
   EngineUnavailableError,
@@ -39,7 +40,15 @@ import {
 } from '@stele/pkg';
 import { type Command, type Context, type OptionSpec, UsageError, UserError } from '../cli.ts';
 
-const KNOWN_ERRORS = [PkgError, PackageError, EngineUnavailableError, TagError, GitError, SbomError];
+const KNOWN_ERRORS = [
+  PkgError,
+  PackageError,
+  EngineUnavailableError,
+  DockerEndpointError,
+  TagError,
+  GitError,
+  SbomError,
+];
 
 /** Library errors the user can act on become UserError (exit 1, no stack). */
 async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
