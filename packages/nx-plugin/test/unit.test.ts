@@ -260,27 +260,37 @@ describe('Dockerfile edges', () => {
     return deps.map((d) => `${d.source} -> ${d.target}`).sort();
   }
 
+  /** Writes `pkg/NAME` (build.yml and Dockerfile); returns its build.yml. */
+  function pkg(root: string, name: string, buildYml: string, dockerfile: string): string {
+    put(root, `pkg/${name}/build.yml`, buildYml);
+    put(root, `pkg/${name}/Dockerfile`, dockerfile);
+    return `pkg/${name}/build.yml`;
+  }
+
   it('a package that COPY --from (or RUN --mount from) the image of a repo package depends on it', async () => {
     const root = tmp();
-    put(root, 'pkg/kernel/build.yml', 'image: kernel\norg: stele\n');
-    put(root, 'pkg/kernel/Dockerfile', 'FROM alpine\n');
-    put(root, 'pkg/base/build.yml', 'image: base\n');
-    put(root, 'pkg/base/Dockerfile', 'FROM alpine\n');
-    put(root, 'pkg/modules/build.yml', 'image: modules\norg: stele\n');
-    put(
-      root,
-      'pkg/modules/Dockerfile',
-      'FROM linuxkit/base:1\nCOPY --from=stele/kernel:abc123 /lib/modules /lib/modules\n',
-    );
-    put(root, 'pkg/boot/build.yml', 'image: boot\norg: stele\n');
-    put(
-      root,
-      'pkg/boot/Dockerfile',
-      'FROM scratch\nCOPY --chown=0:0 --from=127.0.0.1:5000/stele/kernel:abc123 /boot /boot\nCOPY --from=linuxkit/base:1 / /\n',
-    );
-    put(root, 'pkg/tools/build.yml', 'image: tools\norg: stele\n');
-    put(root, 'pkg/tools/Dockerfile', 'FROM alpine\nRUN --mount=type=bind,from=stele/kernel:abc123,target=/k ls /k\n');
-    const files = ['kernel', 'base', 'modules', 'boot', 'tools'].map((p) => `pkg/${p}/build.yml`);
+    const files = [
+      pkg(root, 'kernel', 'image: kernel\norg: stele\n', 'FROM alpine\n'),
+      pkg(root, 'base', 'image: base\n', 'FROM alpine\n'),
+      pkg(
+        root,
+        'modules',
+        'image: modules\norg: stele\n',
+        'FROM linuxkit/base:1\nCOPY --from=stele/kernel:abc123 /lib/modules /lib/modules\n',
+      ),
+      pkg(
+        root,
+        'boot',
+        'image: boot\norg: stele\n',
+        'FROM scratch\nCOPY --chown=0:0 --from=127.0.0.1:5000/stele/kernel:abc123 /boot /boot\nCOPY --from=linuxkit/base:1 / /\n',
+      ),
+      pkg(
+        root,
+        'tools',
+        'image: tools\norg: stele\n',
+        'FROM alpine\nRUN --mount=type=bind,from=stele/kernel:abc123,target=/k ls /k\n',
+      ),
+    ];
     expect(await edgesOf(root, files)).toEqual([
       'pkg-boot -> pkg-base',
       'pkg-boot -> pkg-kernel',
@@ -292,18 +302,18 @@ describe('Dockerfile edges', () => {
 
   it('COPY --from an earlier stage, by name or by index, is no edge', async () => {
     const root = tmp();
-    // Packages whose repositories a stage name or index would resolve to, were it read as an image.
-    put(root, 'pkg/kernel/build.yml', 'image: kernel\norg: library\n');
-    put(root, 'pkg/kernel/Dockerfile', 'FROM alpine\n');
-    put(root, 'pkg/zero/build.yml', 'image: "0"\norg: library\n');
-    put(root, 'pkg/zero/Dockerfile', 'FROM alpine\n');
-    put(root, 'pkg/app/build.yml', 'image: app\n');
-    put(
-      root,
-      'pkg/app/Dockerfile',
-      'FROM alpine AS kernel\nRUN make\nFROM scratch\nCOPY --from=kernel /a /a\nCOPY --from=0 /b /b\n',
-    );
-    expect(await edgesOf(root, ['pkg/kernel/build.yml', 'pkg/zero/build.yml', 'pkg/app/build.yml'])).toEqual([]);
+    const files = [
+      // Packages whose repositories a stage name or index would resolve to, were it read as an image.
+      pkg(root, 'kernel', 'image: kernel\norg: library\n', 'FROM alpine\n'),
+      pkg(root, 'zero', 'image: "0"\norg: library\n', 'FROM alpine\n'),
+      pkg(
+        root,
+        'app',
+        'image: app\n',
+        'FROM alpine AS kernel\nRUN make\nFROM scratch\nCOPY --from=kernel /a /a\nCOPY --from=0 /b /b\n',
+      ),
+    ];
+    expect(await edgesOf(root, files)).toEqual([]);
   });
 });
 
