@@ -1,20 +1,41 @@
 // Runs a plan against the real world through the ports, writing every move to the state first:
-// a host is recorded as `creating` before the provider is asked for it and `retiring` before it
-// is drained, and each step is marked done only when finished. A run that dies (crash, kill,
-// provider error) leaves the rollout `running`; running again resumes at the first step not
-// done, finding hosts a dead run had already asked for. A failed health check undoes the
-// batch that failed (rollback: auto) or stops there (manual) for `stele fleet rollback`.
-import type { Plan } from './plan.ts';
-import type { Clock, HealthChecker, Orchestrator, Provider, StateStore } from './ports.ts';
-import type { FleetState, HostRecord, RolloutRecord, Step } from './types.ts';
+// a host is recorded as `creating` (with its create token) before the provider is asked for it,
+// `pending` once it exists, `live` only once it passed its checks, `retiring` before it is
+// drained; each step is marked done only when finished. A run that dies (crash, kill, an error
+// that outlasted its retries) leaves the rollout `running`; running again resumes at the first
+// step not done, finding hosts a dead run had already asked for. A failed health check or a
+// fatal error undoes the batch that failed (rollback: auto) or stops there (manual) for
+// `stele fleet rollback` or `stele fleet rollout --resume`.
+//
+// The caller holds the fleet's lock (StateSession) for the whole run. Hosts of one step are
+// created, checked and retired concurrently (bounded); their state writes are serialized by
+// the journal.
+import { createHash } from 'node:crypto';
+import { classify, type ErrorKind, FleetError, messageOf, type RetryPolicy, retrying } from './errors.ts';
+import { type Plan, shortImage } from './plan.ts';
+import type { Clock, HealthChecker, Orchestrator, Provider, PublishedImage, StateJournal } from './ports.ts';
+import { committedHosts } from './state/schema.ts';
+import { StateError } from './state/store.ts';
+import {
+  type FleetState,
+  type HostRecord,
+  mergeUserData,
+  type RolloutRecord,
+  type Step,
+  type UserData,
+} from './types.ts';
 
 export interface RolloutSettings {
   healthTimeoutSeconds: number;
   /** Seconds between health checks (default 5). */
   intervalSeconds?: number;
   rollback: 'auto' | 'manual';
+  /** The published target image new hosts boot from (not needed to roll back). */
+  image?: PublishedImage;
   /** User data every new host gets (its hostname and the orchestrator's join data are added). */
-  userdata?: Record<string, unknown>;
+  userdata?: UserData;
+  /** Hosts of one step worked on at once (default 10). */
+  concurrency?: number;
 }
 
 export interface RolloutDeps {
@@ -22,14 +43,23 @@ export interface RolloutDeps {
   orchestrator?: Orchestrator;
   health: HealthChecker;
   clock: Clock;
-  store: StateStore;
+  journal: StateJournal;
   onEvent?: (e: RolloutEvent) => void;
+  /** Retries of retryable errors (default: errors.ts DEFAULT_RETRY). */
+  retry?: Partial<RetryPolicy>;
 }
 
 export type RolloutEvent =
   | { type: 'step'; index: number; step: Step; status: 'running' | 'done' }
-  | { type: 'host'; name: string; status: 'creating' | 'found' | 'live' | 'retiring' | 'removed'; detail?: string }
+  | {
+      type: 'host';
+      name: string;
+      status: 'creating' | 'found' | 'created' | 'live' | 'retiring' | 'removed' | 'retire-failed';
+      detail?: string;
+    }
   | { type: 'health'; name: string; ok: boolean; detail: string }
+  | { type: 'retry'; what: string; attempt: number; waitMs: number; detail: string }
+  | { type: 'warning'; message: string }
   | { type: 'rollback'; reason: string; hosts: string[] };
 
 /** A rollout that ended without reaching its target (rolled back or stopped). */
@@ -43,6 +73,21 @@ export class RolloutError extends Error {
   }
 }
 
+/**
+ * A rollout that could not go on for now (an error that outlasted its retries, or one only the
+ * user can mend): it stays `running` in the state, to be resumed or rolled back.
+ */
+export class RolloutInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly kind: ErrorKind,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'RolloutInterrupted';
+  }
+}
+
 class HealthFailure extends Error {}
 
 const MAX_HISTORY = 20;
@@ -52,248 +97,403 @@ function finish(state: FleetState, r: RolloutRecord, phase: RolloutRecord['phase
   r.endedAt = new Date(now).toISOString();
   if (reason) r.reason = reason;
   const { steps: _steps, ...summary } = r;
-  state.history = [summary, ...state.history].slice(0, MAX_HISTORY);
+  state.history = [summary, ...state.history.filter((h) => h.generation !== r.generation)].slice(0, MAX_HISTORY);
 }
 
-/** Starts `plan` (the state must have no rollout running) and runs it to the end. */
+/** The idempotency token of a host's create request: the same for every attempt, never for another state. */
+export function createToken(state: FleetState, name: string, generation: number): string {
+  return createHash('sha256').update(`${state.lineage}\0${generation}\0${name}`).digest('hex').slice(0, 32);
+}
+
+/** Starts `plan` (no rollout may be running or stopped) and runs it to the end. */
 export async function startRollout(plan: Plan, settings: RolloutSettings, deps: RolloutDeps): Promise<FleetState> {
-  return deps.store.locked(async () => {
-    const state = await deps.store.load();
-    if (state.rollout?.phase === 'running') {
-      throw new Error(`a rollout (generation ${state.rollout.generation}) is already running: resume it`);
-    }
-    if (plan.generation !== state.generation + 1) {
-      throw new Error('the state changed since the plan was made: plan again');
-    }
-    state.generation = plan.generation;
-    state.rollout = {
-      generation: plan.generation,
-      target: plan.to,
-      from: plan.from,
-      phase: 'running',
-      steps: plan.steps.map((s) => ({ ...s, status: 'pending' as const })),
-      startedAt: new Date(deps.clock.now()).toISOString(),
-    };
-    await deps.store.save(state);
-    return run(state, settings, deps);
-  });
+  const state = deps.journal.state;
+  const r0 = state.rollout;
+  if (r0?.phase === 'running' || r0?.phase === 'stopped') {
+    throw new Error(`a rollout (generation ${r0.generation}) is ${r0.phase}: resume it or roll it back`);
+  }
+  if (plan.generation <= state.generation) {
+    throw new Error('the state changed since the plan was made: plan again');
+  }
+  state.generation = plan.generation;
+  state.rollout = {
+    generation: plan.generation,
+    target: plan.to,
+    from: plan.from,
+    phase: 'running',
+    steps: plan.steps.map((s) => ({ ...s, status: 'pending' as const })),
+    startedAt: new Date(deps.clock.now()).toISOString(),
+  };
+  await deps.journal.save();
+  return run(settings, deps);
 }
 
-/** Resumes the running rollout of the state (after a crash or an error). */
+/** Resumes the state's rollout: a running one (after a crash or an error), or a stopped one (its failed step again). */
 export async function resumeRollout(settings: RolloutSettings, deps: RolloutDeps): Promise<FleetState> {
-  return deps.store.locked(async () => {
-    const state = await deps.store.load();
-    if (state.rollout?.phase !== 'running') throw new Error('no rollout is running');
-    return run(state, settings, deps);
-  });
+  const r = deps.journal.state.rollout;
+  if (r?.phase !== 'running' && r?.phase !== 'stopped') throw new Error('no rollout to resume');
+  if (r.phase === 'stopped') {
+    r.phase = 'running';
+    delete r.endedAt;
+    delete r.reason;
+    await deps.journal.save();
+  }
+  return run(settings, deps);
 }
 
-async function run(state: FleetState, settings: RolloutSettings, deps: RolloutDeps): Promise<FleetState> {
-  const r = state.rollout as RolloutRecord;
-  const save = () => deps.store.save(state);
-  for (const [index, step] of r.steps.entries()) {
-    if (step.status === 'done') continue;
-    step.status = 'running';
-    await save();
-    deps.onEvent?.({ type: 'step', index, step, status: 'running' });
+/** Runs `fn` over `items`, at most `limit` at once; on the first failure starts no more, lets the rest finish, then throws it. */
+async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed) throw failed.err;
+}
+
+class Run {
+  readonly state: FleetState;
+  readonly r: RolloutRecord;
+
+  constructor(
+    readonly settings: RolloutSettings,
+    readonly deps: RolloutDeps,
+  ) {
+    this.state = deps.journal.state;
+    this.r = this.state.rollout as RolloutRecord;
+  }
+
+  save = () => this.deps.journal.save();
+  emit = (e: RolloutEvent) => this.deps.onEvent?.(e);
+  get limit() {
+    return this.settings.concurrency ?? 10;
+  }
+
+  /** A call to the outside world, retried while its errors are retryable. */
+  call<T>(what: string, fn: () => Promise<T>, opts: { classify?: (e: unknown) => ErrorKind; attempts?: number } = {}) {
+    return retrying(fn, this.deps.clock, {
+      policy: { ...this.deps.retry, ...(opts.attempts ? { attempts: opts.attempts } : {}) },
+      ...(opts.classify ? { classify: opts.classify } : {}),
+      onRetry: (err, attempt, waitMs) => this.emit({ type: 'retry', what, attempt, waitMs, detail: messageOf(err) }),
+    });
+  }
+
+  host(name: string): HostRecord {
+    const h = this.state.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`the state has no host ${name}`);
+    return h;
+  }
+
+  async create(name: string, join: UserData): Promise<void> {
+    const { r, state } = this;
+    let h = state.hosts.find((x) => x.name === name);
+    if (!h) {
+      h = {
+        name,
+        image: r.target,
+        generation: r.generation,
+        status: 'creating',
+        createdAt: new Date(this.deps.clock.now()).toISOString(),
+        token: createToken(state, name, r.generation),
+      };
+      state.hosts.push(h);
+      await this.save();
+    }
+    if (h.status !== 'creating') return;
+    const image = this.settings.image;
+    if (!image) throw new FleetError('no published image to start new hosts from', 'fatal');
+    if (image.identity !== r.target) {
+      throw new FleetError(
+        `the published image is ${shortImage(image.identity)} but the rollout is to ${shortImage(r.target)}`,
+        'fatal',
+      );
+    }
+    const host = h;
+    const token = h.token ?? createToken(state, name, r.generation);
+    const userdata = mergeUserData(this.settings.userdata ?? {}, join, { hostname: { content: name } });
+    let found = false;
+    // Each attempt looks first: an earlier attempt (or a dead run) may have made it already.
+    const made = await this.call(`create ${name}`, async () => {
+      const existing = await this.deps.provider.find(name);
+      if (existing) {
+        if (existing.image && existing.image !== r.target) {
+          // Not ours to touch: it leaves the state, so that nothing (a rollback) destroys it.
+          this.state.hosts = this.state.hosts.filter((x) => x !== host);
+          await this.save();
+          throw new FleetError(
+            `a host named ${name} exists but runs image ${shortImage(existing.image)}, not ${shortImage(r.target)}: ` +
+              'it is not adopted; remove it by hand or with stele fleet prune',
+            'fatal',
+          );
+        }
+        found = true;
+        return existing;
+      }
+      this.emit({ type: 'host', name, status: 'creating' });
+      return this.deps.provider.create({ name, image, userdata, token });
+    });
+    if (found) this.emit({ type: 'host', name, status: 'found' });
+    host.provider = made.ref;
+    if (made.address) host.address = made.address;
+    host.status = 'pending';
+    await this.save();
+    this.emit({ type: 'host', name, status: 'created' });
+  }
+
+  async untilHealthy(h: HostRecord, deadline: number, signal: AbortSignal): Promise<void> {
+    const interval = (this.settings.intervalSeconds ?? 5) * 1000;
+    let last = 'no address yet';
+    for (;;) {
+      if (signal.aborted) return;
+      if (!h.address) {
+        const address = await this.call(`find the address of ${h.name}`, () => this.deps.provider.address(h));
+        if (address) {
+          h.address = address;
+          await this.save();
+        }
+      }
+      if (h.address) {
+        const res = await this.deps.health.check(h);
+        if (signal.aborted) return;
+        this.emit({ type: 'health', name: h.name, ok: res.ok, detail: res.detail });
+        if (res.ok) {
+          if (h.status === 'pending') {
+            h.status = 'live';
+            await this.save();
+            this.emit({ type: 'host', name: h.name, status: 'live' });
+          }
+          return;
+        }
+        last = res.detail;
+      }
+      if (this.deps.clock.now() >= deadline) {
+        throw new HealthFailure(
+          `${h.name} did not pass its health checks in ${this.settings.healthTimeoutSeconds} s: ${last}`,
+        );
+      }
+      await this.deps.clock.sleep(Math.min(interval, Math.max(0, deadline - this.deps.clock.now())));
+    }
+  }
+
+  /**
+   * Drains, destroys and removes a host. Its steps are retried (any error but the user's);
+   * when they keep failing the host stays `retiring` with the error, for the next run.
+   */
+  async retire(h: HostRecord): Promise<boolean> {
+    if (h.status !== 'retiring') {
+      h.status = 'retiring';
+      await this.save();
+      this.emit({ type: 'host', name: h.name, status: 'retiring' });
+    }
+    const again = (e: unknown): ErrorKind =>
+      e instanceof StateError ? 'fatal' : classify(e) === 'user' ? 'user' : 'retryable';
     try {
-      await runStep(state, step, settings, deps);
+      const o = this.deps.orchestrator;
+      if (o) await this.call(`drain ${h.name}`, () => o.drain(h), { classify: again, attempts: 4 });
+      await this.call(`destroy ${h.name}`, () => this.deps.provider.destroy(h), { classify: again, attempts: 4 });
+      if (o)
+        await this.call(`remove ${h.name} from the orchestrator`, () => o.remove(h), { classify: again, attempts: 4 });
     } catch (err) {
-      if (!(err instanceof HealthFailure)) throw err; // the rollout stays running: resume later
-      const reason = err.message;
-      if (settings.rollback === 'manual') {
-        finish(state, r, 'stopped', deps.clock.now(), reason);
-        await save();
-        throw new RolloutError(`${reason}; stopped (rollback: manual): run 'stele fleet rollback' to undo`, 'stopped');
-      }
-      const undone = await undoUncommitted(state, deps);
-      finish(state, r, 'rolled-back', deps.clock.now(), reason);
-      await save();
-      deps.onEvent?.({ type: 'rollback', reason, hosts: undone });
-      throw new RolloutError(`${reason}; rolled back: removed ${undone.join(', ') || 'nothing'}`, 'rolled-back');
+      if (err instanceof StateError) throw err;
+      h.error = `retire failed: ${messageOf(err)}`;
+      await this.save();
+      this.emit({ type: 'host', name: h.name, status: 'retire-failed', detail: h.error });
+      return false;
     }
-    step.status = 'done';
-    await save();
-    deps.onEvent?.({ type: 'step', index, step, status: 'done' });
+    this.state.hosts = this.state.hosts.filter((x) => x !== h);
+    await this.save();
+    this.emit({ type: 'host', name: h.name, status: 'removed' });
+    return true;
   }
-  finish(state, r, 'done', deps.clock.now());
-  await save();
-  return state;
-}
 
-function host(state: FleetState, name: string): HostRecord {
-  const h = state.hosts.find((x) => x.name === name);
-  if (!h) throw new Error(`the state has no host ${name}`);
-  return h;
-}
+  /** Retires `names` concurrently; the names that could not be retired. */
+  async retireAll(names: string[]): Promise<string[]> {
+    const failed: string[] = [];
+    await bounded(names, this.limit, async (name) => {
+      const h = this.state.hosts.find((x) => x.name === name);
+      if (!h) return; // retired by the run that died
+      if (!(await this.retire(h))) failed.push(name);
+    });
+    return failed;
+  }
 
-async function runStep(state: FleetState, step: Step, settings: RolloutSettings, deps: RolloutDeps): Promise<void> {
-  const r = state.rollout as RolloutRecord;
-  const save = () => deps.store.save(state);
-  switch (step.kind) {
-    case 'create': {
-      const join = deps.orchestrator ? await deps.orchestrator.joinUserdata() : {};
-      for (const name of step.hosts) {
-        let h = state.hosts.find((x) => x.name === name);
-        if (!h) {
-          h = {
-            name,
-            image: r.target,
-            generation: r.generation,
-            status: 'creating',
-            createdAt: new Date(deps.clock.now()).toISOString(),
-          };
-          state.hosts.push(h);
-          await save();
+  async step(step: Step): Promise<void> {
+    switch (step.kind) {
+      case 'create': {
+        const o = this.deps.orchestrator;
+        const join = o ? await this.call('read the join data', () => o.joinUserdata()) : {};
+        await bounded(step.hosts, this.limit, (name) => this.create(name, join));
+        return;
+      }
+      case 'await-healthy': {
+        const deadline = this.deps.clock.now() + this.settings.healthTimeoutSeconds * 1000;
+        // The first host to fail stops the others' polling.
+        const stop = new AbortController();
+        const results = await Promise.allSettled(
+          step.hosts.map((name) =>
+            this.untilHealthy(this.host(name), deadline, stop.signal).catch((err: unknown) => {
+              stop.abort();
+              throw err;
+            }),
+          ),
+        );
+        const bad = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+        if (bad) throw bad.reason;
+        return;
+      }
+      case 'bake': {
+        const end = this.deps.clock.now() + step.seconds * 1000;
+        const interval = (this.settings.intervalSeconds ?? 5) * 1000;
+        for (;;) {
+          const results = await Promise.all(
+            step.hosts.map(async (name) => ({ name, res: await this.deps.health.check(this.host(name)) })),
+          );
+          for (const { name, res } of results) {
+            this.emit({ type: 'health', name, ok: res.ok, detail: res.detail });
+            if (!res.ok) throw new HealthFailure(`${name} failed a health check while baking: ${res.detail}`);
+          }
+          const left = end - this.deps.clock.now();
+          if (left <= 0) return;
+          await this.deps.clock.sleep(Math.min(interval, left));
         }
-        if (h.status !== 'creating') continue;
-        let made = await deps.provider.find(name);
-        deps.onEvent?.({ type: 'host', name, status: made ? 'found' : 'creating' });
-        made ??= await deps.provider.create(name, {
-          ...settings.userdata,
-          ...join,
-          hostname: { content: name },
-        });
-        h.provider = made.ref;
-        if (made.address) h.address = made.address;
-        h.status = 'live';
-        await save();
-        deps.onEvent?.({ type: 'host', name, status: 'live' });
       }
-      return;
-    }
-    case 'await-healthy': {
-      const deadline = deps.clock.now() + settings.healthTimeoutSeconds * 1000;
-      // The first host to fail stops the others' polling: nothing may touch the state after.
-      const stop = new AbortController();
-      await Promise.all(
-        step.hosts.map((name) =>
-          untilHealthy(state, host(state, name), deadline, settings, deps, stop.signal).catch((err: unknown) => {
-            stop.abort();
-            throw err;
-          }),
-        ),
-      );
-      return;
-    }
-    case 'bake': {
-      const end = deps.clock.now() + step.seconds * 1000;
-      const interval = (settings.intervalSeconds ?? 5) * 1000;
-      for (;;) {
-        for (const name of step.hosts) {
-          const res = await deps.health.check(host(state, name));
-          deps.onEvent?.({ type: 'health', name, ok: res.ok, detail: res.detail });
-          if (!res.ok) throw new HealthFailure(`${name} failed a health check while baking: ${res.detail}`);
+      case 'retire': {
+        const failed = await this.retireAll(step.hosts);
+        if (failed.length) {
+          const message = `could not retire ${failed.join(', ')} (they stay 'retiring'; the next rollout or 'stele fleet prune' retries)`;
+          this.r.warnings = [...(this.r.warnings ?? []), message];
+          await this.save();
+          this.emit({ type: 'warning', message });
         }
-        const left = end - deps.clock.now();
-        if (left <= 0) return;
-        await deps.clock.sleep(Math.min(interval, left));
+        return;
       }
     }
-    case 'retire': {
-      for (const name of step.hosts) {
-        const h = state.hosts.find((x) => x.name === name);
-        if (!h) continue; // retired by the run that died
-        await retireHost(state, h, deps);
+  }
+
+  /**
+   * The hosts of the current rollout that have not passed every check of their batch (and any
+   * half-made one): removed. Hosts of earlier batches that passed stay; old hosts already being
+   * retired are retired to the end.
+   */
+  async undoUncommitted(): Promise<string[]> {
+    const committed = committedHosts(this.r);
+    const undo = this.state.hosts.filter((h) => h.generation === this.r.generation && !committed.has(h.name));
+    await bounded(undo, this.limit, async (h) => {
+      if (h.status === 'creating') {
+        const there = await this.call(`find ${h.name}`, () => this.deps.provider.find(h.name));
+        if (!there) {
+          this.state.hosts = this.state.hosts.filter((x) => x !== h);
+          await this.save();
+          return;
+        }
       }
-      return;
+      await this.retire(h);
+    });
+    const retiring = this.state.hosts.filter((x) => x.status === 'retiring' && !undo.includes(x)).map((x) => x.name);
+    await this.retireAll(retiring);
+    return undo.map((h) => h.name);
+  }
+
+  /** New hosts got a join secret in their user data: replace it now that they have joined. */
+  async rotate(): Promise<void> {
+    const o = this.deps.orchestrator;
+    if (!o || !this.r.steps.some((s) => s.kind === 'create' && s.status !== 'pending')) return;
+    try {
+      await this.call('rotate the join secret', () => o.rotateJoinSecret());
+    } catch (err) {
+      const message = `could not rotate the orchestrator's join secret: ${messageOf(err)}`;
+      this.r.warnings = [...(this.r.warnings ?? []), message];
+      await this.save();
+      this.emit({ type: 'warning', message });
     }
+  }
+
+  async run(): Promise<FleetState> {
+    const { r, state } = this;
+    for (const [index, step] of r.steps.entries()) {
+      if (step.status === 'done') continue;
+      step.status = 'running';
+      await this.save();
+      this.emit({ type: 'step', index, step, status: 'running' });
+      try {
+        await this.step(step);
+      } catch (err) {
+        if (err instanceof StateError) throw err;
+        const kind = err instanceof HealthFailure ? 'fatal' : classify(err);
+        if (kind !== 'fatal') {
+          throw new RolloutInterrupted(
+            `${messageOf(err)}: the rollout is recorded; run 'stele fleet rollout' again to resume, ` +
+              "or 'stele fleet rollback' to undo it",
+            kind,
+            { cause: err },
+          );
+        }
+        const reason = messageOf(err);
+        if (this.settings.rollback === 'manual') {
+          finish(state, r, 'stopped', this.deps.clock.now(), reason);
+          await this.save();
+          throw new RolloutError(
+            `${reason}; stopped (rollback: manual): run 'stele fleet rollback' to undo, or 'stele fleet rollout --resume' to retry`,
+            'stopped',
+          );
+        }
+        const undone = await this.undoUncommitted();
+        await this.rotate();
+        finish(state, r, 'rolled-back', this.deps.clock.now(), reason);
+        await this.save();
+        this.emit({ type: 'rollback', reason, hosts: undone });
+        throw new RolloutError(`${reason}; rolled back: removed ${undone.join(', ') || 'nothing'}`, 'rolled-back');
+      }
+      step.status = 'done';
+      await this.save();
+      this.emit({ type: 'step', index, step, status: 'done' });
+    }
+    await this.rotate();
+    finish(state, r, 'done', this.deps.clock.now());
+    await this.save();
+    return state;
   }
 }
 
-async function untilHealthy(
-  state: FleetState,
-  h: HostRecord,
-  deadline: number,
-  settings: RolloutSettings,
-  deps: RolloutDeps,
-  signal: AbortSignal,
-): Promise<void> {
-  const interval = (settings.intervalSeconds ?? 5) * 1000;
-  let last = 'no address yet';
-  for (;;) {
-    if (signal.aborted) return;
-    if (!h.address) {
-      const address = await deps.provider.address(h);
-      if (address) {
-        h.address = address;
-        await deps.store.save(state);
-      }
-    }
-    if (h.address) {
-      const res = await deps.health.check(h);
-      deps.onEvent?.({ type: 'health', name: h.name, ok: res.ok, detail: res.detail });
-      if (res.ok) return;
-      last = res.detail;
-    }
-    if (deps.clock.now() >= deadline) {
-      throw new HealthFailure(
-        `${h.name} did not pass its health checks in ${settings.healthTimeoutSeconds} s: ${last}`,
-      );
-    }
-    await deps.clock.sleep(Math.min(interval, Math.max(0, deadline - deps.clock.now())));
-  }
-}
-
-async function retireHost(state: FleetState, h: HostRecord, deps: RolloutDeps): Promise<void> {
-  if (h.status !== 'retiring') {
-    h.status = 'retiring';
-    await deps.store.save(state);
-    deps.onEvent?.({ type: 'host', name: h.name, status: 'retiring' });
-  }
-  await deps.orchestrator?.drain(h);
-  await deps.provider.destroy(h);
-  await deps.orchestrator?.remove(h);
-  state.hosts = state.hosts.filter((x) => x !== h);
-  await deps.store.save(state);
-  deps.onEvent?.({ type: 'host', name: h.name, status: 'removed' });
-}
-
-/**
- * The hosts of the current rollout that have not passed every check of their batch (and any
- * half-made one): removed. Hosts of earlier batches that passed stay; old hosts already being
- * retired are retired to the end.
- */
-async function undoUncommitted(state: FleetState, deps: RolloutDeps): Promise<string[]> {
-  const r = state.rollout as RolloutRecord;
-  const committed = new Set<string>();
-  const checked = new Map<string, boolean>();
-  for (const s of r.steps) {
-    if (s.kind === 'await-healthy' || s.kind === 'bake') {
-      for (const n of s.hosts) checked.set(n, (checked.get(n) ?? true) && s.status === 'done');
-    }
-  }
-  for (const [n, ok] of checked) if (ok) committed.add(n);
-  const undo = state.hosts.filter((h) => h.generation === r.generation && !committed.has(h.name));
-  for (const h of undo) {
-    if (h.status === 'creating' && !(await deps.provider.find(h.name))) {
-      state.hosts = state.hosts.filter((x) => x !== h);
-      await deps.store.save(state);
-      continue;
-    }
-    await retireHost(state, h, deps);
-  }
-  for (const h of state.hosts.filter((x) => x.status === 'retiring')) await retireHost(state, h, deps);
-  return undo.map((h) => h.name);
+function run(settings: RolloutSettings, deps: RolloutDeps): Promise<FleetState> {
+  return new Run(settings, deps).run();
 }
 
 /**
  * Undoes the state's rollout (running, or stopped by a failed check with rollback: manual): the
  * hosts it made that have not passed their checks are removed.
  */
-export async function rollbackRollout(deps: RolloutDeps, reason = 'rolled back by hand'): Promise<FleetState> {
-  return deps.store.locked(async () => {
-    const state = await deps.store.load();
-    const r = state.rollout;
-    if (!r || (r.phase !== 'running' && r.phase !== 'stopped')) throw new Error('no rollout to roll back');
-    const undone = await undoUncommitted(state, deps);
-    if (r.phase === 'running') finish(state, r, 'rolled-back', deps.clock.now(), reason);
-    else {
-      r.phase = 'rolled-back';
-      state.history = state.history.map((h) => (h.generation === r.generation ? { ...h, phase: 'rolled-back' } : h));
-    }
-    await deps.store.save(state);
-    deps.onEvent?.({ type: 'rollback', reason, hosts: undone });
-    return state;
-  });
+export async function rollbackRollout(
+  settings: Pick<RolloutSettings, 'concurrency'>,
+  deps: RolloutDeps,
+  reason = 'rolled back by hand',
+): Promise<FleetState> {
+  const state = deps.journal.state;
+  const r = state.rollout;
+  if (!r || (r.phase !== 'running' && r.phase !== 'stopped')) throw new Error('no rollout to roll back');
+  const runner = new Run({ healthTimeoutSeconds: 0, rollback: 'auto', ...settings }, deps);
+  const undone = await runner.undoUncommitted();
+  await runner.rotate();
+  finish(state, r, 'rolled-back', deps.clock.now(), r.phase === 'stopped' ? (r.reason ?? reason) : reason);
+  await deps.journal.save();
+  deps.onEvent?.({ type: 'rollback', reason, hosts: undone });
+  return state;
+}
+
+/** Retires hosts outside any rollout (leaked ones adopted for removal, or ones left `retiring`). */
+export async function retireHosts(
+  names: string[],
+  settings: Pick<RolloutSettings, 'concurrency'>,
+  deps: RolloutDeps,
+): Promise<string[]> {
+  const runner = new Run({ healthTimeoutSeconds: 0, rollback: 'auto', ...settings }, deps);
+  return runner.retireAll(names);
 }

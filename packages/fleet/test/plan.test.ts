@@ -128,14 +128,36 @@ describe('planRollout', () => {
     expect(plans).toBeGreaterThan(500);
   });
 
-  it('refuses while a rollout runs, and with half-made hosts left behind', () => {
+  it('refuses while a rollout runs or is stopped; hosts left half-made, half-removed or unchecked are cleaned up first and do not count', () => {
     const running = state([OLD], {
       rollout: { generation: 2, target: NEW, from: [OLD], phase: 'running', steps: [], startedAt: '' },
     });
     expect(() => planRollout(settings(1), running, NEW)).toThrow(/in progress: resume it .* or undo it/);
+    const stopped = state([OLD], {
+      rollout: { generation: 2, target: NEW, from: [OLD], phase: 'stopped', steps: [], startedAt: '', reason: 'x' },
+    });
+    expect(() => planRollout(settings(1), stopped, NEW)).toThrow(PlanError);
+    expect(() => planRollout(settings(1), stopped, NEW)).toThrow(/stopped \(x\).*rollback.*--resume/);
     const stray = state([OLD]);
-    stray.hosts.push({ name: 'f-2-1', image: NEW, generation: 2, status: 'creating', createdAt: '' });
-    expect(() => planRollout(settings(1), stray, NEW)).toThrow(PlanError);
-    expect(() => planRollout(settings(1), stray, NEW)).toThrow(/f-2-1 \(creating\)/);
+    stray.hosts.push(
+      { name: 'f-2-1', image: NEW, generation: 2, status: 'creating', createdAt: '' },
+      { name: 'f-2-2', image: NEW, generation: 2, status: 'pending', createdAt: '' },
+      { name: 'f-0-1', image: OLD, generation: 0, status: 'retiring', createdAt: '', error: 'retire failed: x' },
+    );
+    const p = planRollout(settings(1), stray, NEW);
+    expect(p.cleanup).toEqual(['f-2-1', 'f-2-2', 'f-0-1']);
+    expect(p.steps[0]).toEqual({ kind: 'retire', hosts: ['f-2-1', 'f-2-2', 'f-0-1'] });
+    // Only f-1-1 counts: one new host, then f-1-1 goes.
+    expect(p.creates).toEqual(['f-3-1']); // names are never reused, not even those of strays
+    expect(p.retires).toEqual(['f-1-1']);
+    expect(formatPlan(p)).toMatch(/1\. clean up f-2-1, f-2-2, f-0-1/);
+  });
+
+  it('never reuses a generation the provider shows, and notes leaked hosts without touching them', () => {
+    const p = planRollout(settings(1), state([OLD]), NEW, { lost: [], leaked: ['f-9-1'], maxGeneration: 9 });
+    expect(p.generation).toBe(10);
+    expect(p.creates).toEqual(['f-10-1']);
+    expect(p.steps.flatMap((s) => s.hosts)).not.toContain('f-9-1');
+    expect(formatPlan(p)).toMatch(/note: 1 host\(s\) of this fleet that the state does not know: f-9-1/);
   });
 });
