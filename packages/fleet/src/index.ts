@@ -33,6 +33,7 @@ export {
   UNKNOWN_WORLD,
   type World,
 } from './plan.ts';
+export type { OrchestratorPlugin, PluginContext, ProviderPlugin, StateBackendPlugin } from './plugin.ts';
 export type {
   BuiltImage,
   Clock,
