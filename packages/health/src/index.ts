@@ -2,10 +2,8 @@
 // orchestrator's view of the node. A host is healthy when every check passes; each attempt has
 // its own timeout, and the first failure is what the result reports.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { HealthChecker, HealthResult, HostRecord } from '@stele/fleet';
 import type { HealthCheck } from '@stele/manifest';
-import { writeJsonAtomic } from '@stele/oci';
 import ssh2 from 'ssh2';
 
 // ssh2 is CommonJS: its named exports come through the default import.
@@ -16,29 +14,10 @@ export interface Endpoints {
   endpoint(host: HostRecord, guestPort: number): Promise<{ host: string; port: number } | undefined>;
 }
 
-/** Host keys seen at first contact (trust on first use), by host name. */
+/** Host keys seen at first contact (trust on first use), by host name; the fleet's state keeps them. */
 export interface HostKeyPins {
   get(host: string): Promise<string | undefined>;
   set(host: string, fingerprint: string): Promise<void>;
-}
-
-/** Pins kept in a JSON file (beside the fleet's state), replaced atomically. */
-export class FileHostKeyPins implements HostKeyPins {
-  constructor(readonly path: string) {}
-  private async all(): Promise<Record<string, string>> {
-    try {
-      return JSON.parse(await readFile(this.path, 'utf8')) as Record<string, string>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw new Error(`cannot read the host key pins ${this.path}: ${(err as Error).message}`);
-    }
-  }
-  async get(host: string): Promise<string | undefined> {
-    return (await this.all())[host];
-  }
-  async set(host: string, fingerprint: string): Promise<void> {
-    await writeJsonAtomic(this.path, { ...(await this.all()), [host]: fingerprint });
-  }
 }
 
 /** OpenSSH's fingerprint of a host key: SHA256:<base64, no padding>. */
@@ -54,7 +33,7 @@ export interface HealthDeps {
    */
   ssh?: { user: string; port: number; privateKey: string; pins?: HostKeyPins };
   /** For `swarm-node-ready` / `ecs-agent-connected`. */
-  orchestrator?: { nodeReady(host: HostRecord): Promise<HealthResult> };
+  orchestrator?: { ready(host: HostRecord): Promise<HealthResult> };
 }
 
 const DEFAULT_TIMEOUT_S = 10;
@@ -172,7 +151,7 @@ export function healthChecker(checks: HealthCheck[], deps: HealthDeps): HealthCh
           case 'swarm-node-ready':
           case 'ecs-agent-connected': {
             if (!deps.orchestrator) return { ok: false, detail: `${check.type} needs an orchestrator` };
-            r = await deps.orchestrator.nodeReady(host);
+            r = await deps.orchestrator.ready(host);
             break;
           }
         }

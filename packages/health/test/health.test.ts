@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { HostRecord } from '@stele/fleet';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkInterval, FileHostKeyPins, healthChecker } from '../src/index.ts';
+import { checkInterval, type HostKeyPins, healthChecker } from '../src/index.ts';
 
 const { Server: SshServer, utils } = ssh2;
 const host: HostRecord = { name: 'web-1-1', image: 'x', generation: 1, status: 'live', createdAt: '' };
@@ -115,30 +115,31 @@ describe('health checks', () => {
   });
 
   it('ssh host keys are pinned at first contact; a different key later fails the check', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stele-pins-'));
-    try {
-      const pins = new FileHostKeyPins(join(dir, 'pins.json'));
-      const check = () =>
-        healthChecker([{ type: 'ssh', command: 'true' }], { endpoints, ssh: { ...sshAuth, pins } }).check(host);
-      expect((await check()).ok).toBe(true);
-      const pinned = await pins.get('web-1-1');
-      expect(pinned).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
-      expect((await check()).ok).toBe(true); // same key: still fine
-      await pins.set('web-1-1', 'SHA256:somethingelse');
-      const changed = await check();
-      expect(changed).toEqual({
-        ok: false,
-        detail: `ssh: the host key of web-1-1 changed (pinned SHA256:somethingelse, got ${pinned})`,
-      });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const kept = new Map<string, string>();
+    const pins: HostKeyPins = {
+      get: async (h) => kept.get(h),
+      set: async (h, f) => {
+        kept.set(h, f);
+      },
+    };
+    const check = () =>
+      healthChecker([{ type: 'ssh', command: 'true' }], { endpoints, ssh: { ...sshAuth, pins } }).check(host);
+    expect((await check()).ok).toBe(true);
+    const pinned = await pins.get('web-1-1');
+    expect(pinned).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect((await check()).ok).toBe(true); // same key: still fine
+    await pins.set('web-1-1', 'SHA256:somethingelse');
+    const changed = await check();
+    expect(changed).toEqual({
+      ok: false,
+      detail: `ssh: the host key of web-1-1 changed (pinned SHA256:somethingelse, got ${pinned})`,
+    });
   });
 
   it('all checks must pass, the first failure is reported; orchestrator checks ask the orchestrator', async () => {
     let asked = 0;
     const orchestrator = {
-      async nodeReady() {
+      async ready() {
         asked++;
         return { ok: false, detail: 'node web-1-1: status down' };
       },
