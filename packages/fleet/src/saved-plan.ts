@@ -95,7 +95,9 @@ export function checkSavedPlan(
   const changed: string[] = [];
   if (saved.fleet !== now.settings.fleet)
     changed.push(`it is a plan of fleet '${saved.fleet}', not '${now.settings.fleet}'`);
-  if (saved.state.lineage !== now.state.lineage) {
+  if (saved.state.lineage === '' && now.state.lineage !== '') {
+    changed.push(`the state was written ${now.state.serial} time(s) since (it was empty when the plan was made)`);
+  } else if (saved.state.lineage !== now.state.lineage) {
     changed.push('the state was replaced by another one (its lineage differs)');
   } else if (saved.state.serial !== now.state.serial) {
     changed.push(
