@@ -106,7 +106,7 @@ describe('stele fleet', () => {
     writeFileSync(join(dir, STATE), '{"version": 1, "fleet": "web-dev"');
     const damaged = await stele('fleet', 'status', FLEET);
     expect(damaged.code).toBe(1);
-    expect(damaged.err).toMatch(/the state .*web-dev\.json is not JSON/);
+    expect(damaged.err).toMatch(/the state .*web-dev\.json is unreadable: it is not JSON.*stele fleet status --repair/);
     rmSync(join(dir, STATE));
     writeFileSync(
       join(dir, 'fleets/web/dev/other.yml'),
@@ -122,7 +122,7 @@ describe('stele fleet', () => {
     // This image has no kernel: nothing to boot.
     const noKernel = await stele('fleet', 'rollout', FLEET);
     expect(noKernel.code).toBe(1);
-    expect(noKernel.err).toMatch(/building the image: the manifest has no kernel/);
+    expect(noKernel.err).toMatch(/building \.\.\/os\.yml \(kernel\+initrd\): .*no kernel/);
     writeFileSync(
       join(dir, 'fleets/web/dev/vs.yml'),
       'name: vs\nimage: ../os.yml\nhosts: 1\nprovider:\n  type: vsphere\n  url: https://vc.example/sdk\n' +
@@ -130,7 +130,7 @@ describe('stele fleet', () => {
     );
     const vs = await stele('fleet', 'rollout', 'fleets/web/dev/vs.yml');
     expect(vs.code).toBe(1);
-    expect(vs.err).toMatch(/provider vsphere is not available yet \(qemu is\)/);
+    expect(vs.err).toMatch(/provider vsphere is not available in this Stele \(available: qemu\)/);
     // A rollout to another image is unfinished: it is not silently replaced.
     writeState('sha256:0123456789abcdef', {
       rollout: {
@@ -151,10 +151,60 @@ describe('stele fleet', () => {
     expect(none.err).toMatch(/web-dev: no rollout to roll back/);
   });
 
+  it('plan --out saves a plan; rollout --plan refuses it, naming what changed, once the image moved', async () => {
+    const saved = await stele('fleet', 'plan', '--out', 'plan.json', '--verify-key', 'nope.pub', FLEET);
+    // --verify-key is taken by plan (as by rollout); an unreadable key is a clear error.
+    expect(saved.code).toBe(1);
+    expect(saved.err).toMatch(/nope\.pub/);
+    expect(saved.err).not.toMatch(/\n\s+at /);
+    const ok = await stele('fleet', 'plan', '--out', 'plan.json', FLEET);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/plan saved to plan\.json: apply it with 'stele fleet rollout --plan plan\.json/);
+    expect(JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8'))).toMatchObject({
+      kind: 'stele-fleet-plan',
+      fleet: 'web-dev',
+    });
+    writeFileSync(join(dir, 'fleets/web/motd.txt'), 'version 9\n');
+    const refused = await stele('fleet', 'rollout', '--plan', 'plan.json', FLEET);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(
+      /the saved plan no longer applies: the image is now [0-9a-f]{12}, the plan rolls to [0-9a-f]{12}/,
+    );
+    writeFileSync(join(dir, 'fleets/web/motd.txt'), 'version 1\n');
+    writeFileSync(join(dir, 'not-a-plan.json'), '{"steps": []}');
+    const bad = await stele('fleet', 'rollout', '--plan', 'not-a-plan.json', FLEET);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/not-a-plan\.json is not a saved plan of this Stele/);
+  });
+
+  it('a held lock is shown by status and refuses a rollout naming its holder; unlock --force breaks it', async () => {
+    mkdirSync(join(dir, 'fleets/web/dev/.stele/state'), { recursive: true });
+    const lease = {
+      id: 'x',
+      holder: { user: 'alice', host: 'ci-runner-7', pid: 4242, command: 'stele fleet rollout' },
+      since: '2026-12-01T10:00:00.000Z',
+      expires: '2999-01-01T00:00:00.000Z',
+    };
+    writeFileSync(join(dir, `${STATE}.lock`), JSON.stringify(lease));
+    const st = await stele('fleet', 'status', FLEET);
+    expect(st.out).toMatch(/locked by alice@ci-runner-7 \(pid 4242, 'stele fleet rollout'\)/);
+    const roll = await stele('fleet', 'rollout', FLEET);
+    expect(roll.code).toBe(1);
+    expect(roll.err).toMatch(/another command holds the lock of this fleet: alice@ci-runner-7 \(pid 4242/);
+    expect(roll.out).not.toMatch(/resuming/);
+    const no = await stele('fleet', 'unlock', FLEET);
+    expect(no.code).toBe(1);
+    expect(no.err).toMatch(/run again with --force/);
+    const yes = await stele('fleet', 'unlock', '--force', FLEET);
+    expect(yes.code, yes.err).toBe(0);
+    expect(yes.out).toMatch(/broke the lock; it was locked by alice@ci-runner-7/);
+  });
+
   it('--help lists plan, rollout, rollback and status', async () => {
     const r = await stele('fleet', '--help');
     expect(r.out).toMatch(/plan +show what a rollout/);
-    for (const c of ['rollout', 'rollback', 'status']) expect(r.out).toMatch(new RegExp(`\\n  ${c} `));
+    for (const c of ['rollout', 'rollback', 'status', 'prune', 'unlock', 'publish'])
+      expect(r.out).toMatch(new RegExp(`\\n  ${c} `));
     expect(readFileSync(join(dir, FLEET), 'utf8')).toContain('web-dev');
   });
 });

@@ -376,6 +376,18 @@ export class FleetRuntime {
     return published;
   }
 
+  /** `stele fleet publish`: the target image published, and recorded in the fleet's state. */
+  async publishRecorded(): Promise<PublishedImage & { reused: boolean }> {
+    await this.target();
+    const session = await this.open();
+    try {
+      return await this.publish(session);
+    } finally {
+      await session.close();
+      await this.closeAdapters();
+    }
+  }
+
   private async open(): Promise<StateSession> {
     const store = await this.stateStore();
     return store.open(this.holder(), { ...(this.opts.leaseMs ? { ttlMs: this.opts.leaseMs } : {}), clock: this.clock });

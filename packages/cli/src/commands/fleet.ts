@@ -1,56 +1,21 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+// `stele fleet …`: parses arguments and prints; the fleet runtime (@stele/fleet-runtime) does the
+// rest, whatever the provider, orchestrator or state backend.
+import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import {
-  FileStateStore,
-  type FleetState,
   formatPlan,
-  type Orchestrator,
+  type HostRecord,
+  type Lease,
   PlanError,
-  type Provider,
-  planRollout,
-  type RolloutDeps,
+  parseSavedPlan,
   RolloutError,
-  type RolloutEvent,
-  type RolloutSettings,
-  realClock,
-  resumeRollout,
-  rollbackRollout,
+  RolloutInterrupted,
   StateError,
   shortImage,
-  startRollout,
-  statePath,
 } from '@stele/fleet';
-import { authorizedKey, checkInterval, FileHostKeyPins, healthChecker } from '@stele/health';
-import { BuildError, buildImage, imageIdentity } from '@stele/image';
-import { type Fleet, formatError, parseFleet, resolveCount, type SecretRef } from '@stele/manifest';
-import { defaultStoreDir, Store } from '@stele/oci';
-import { SwarmOrchestrator } from '@stele/orchestrator-swarm';
-import { QemuProvider } from '@stele/provider-qemu';
+import { FleetRuntime, RuntimeError, type RuntimeEvent } from '@stele/fleet-runtime';
+import { defaultStoreDir } from '@stele/oci';
 import { type Command, type Context, UserError } from '../cli.ts';
-
-async function loadFleet(file: string): Promise<Fleet> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const r = parseFleet(text, file);
-  if (!r.ok) throw new UserError(r.errors.map(formatError).join('\n'));
-  return r.value;
-}
-
-async function openState(fleet: Fleet, file: string): Promise<{ store: FileStateStore; state: FleetState }> {
-  try {
-    const store = new FileStateStore(statePath(fleet, file), fleet.name);
-    return { store, state: await store.load() };
-  } catch (err) {
-    if (err instanceof StateError) throw new UserError(err.message);
-    throw err;
-  }
-}
 
 const COMMON = {
   cache: {
@@ -61,276 +26,202 @@ const COMMON = {
   json: { type: 'boolean', description: 'print JSON' },
 } as const;
 
-/** The fleet's OS image: its identity (what hosts are compared against) and resolved plan. */
-async function targetOf(ctx: Context, fleet: Fleet, file: string) {
-  const { io, values } = ctx;
-  const manifest = resolve(dirname(file), fleet.image);
-  const store = await Store.open(resolve(io.cwd, (values.cache as string | undefined) ?? defaultStoreDir(io.env)));
-  const common = {
-    manifest,
-    store,
-    offline: Boolean(values.offline),
-    ...(values['pkg-org'] ? { pkgOrg: values['pkg-org'] as string } : {}),
-    ...(values['verify-key'] ? { verifyKey: resolve(io.cwd, values['verify-key'] as string) } : {}),
-  };
-  try {
-    const id = await imageIdentity(common);
-    return { ...id, manifest, store, common };
-  } catch (err) {
-    if (err instanceof BuildError) throw new UserError(`${fleet.image}: ${err.message}`);
-    throw err;
-  }
-}
+const IMAGE = {
+  offline: { type: 'boolean', description: 'never contact a registry: every image must be in the store' },
+  'pkg-org': { type: 'string', placeholder: 'ORG', description: "org for @pkg: templates instead of build.yml's" },
+  'verify-key': {
+    type: 'string',
+    placeholder: 'PUB',
+    description: 'cosign public key: every image must carry a valid signature by it',
+  },
+} as const;
 
-function makePlan(fleet: Fleet, state: FleetState, identity: string) {
-  const s = fleet.strategy;
-  try {
-    return planRollout(
-      {
-        fleet: fleet.name,
-        hosts: fleet.hosts,
-        maxSurge: resolveCount(s.maxSurge, fleet.hosts),
-        minHealthy: resolveCount(s.minHealthy, fleet.hosts),
-        bakeSeconds: s.bakeSeconds,
-      },
-      state,
-      identity,
-    );
-  } catch (err) {
-    if (err instanceof PlanError) throw new UserError(`${fleet.name}: ${err.message}`);
-    throw err;
-  }
-}
-
-async function readSecret(ref: SecretRef, file: string, env: NodeJS.ProcessEnv, what: string): Promise<string> {
-  if ('env' in ref) {
-    const v = env[ref.env];
-    if (!v) throw new UserError(`${what}: the environment variable ${ref.env} is not set`);
-    return v;
-  }
-  const path = ref.file.startsWith('~/') ? join(homedir(), ref.file.slice(2)) : resolve(dirname(file), ref.file);
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new UserError(
-      `${what}: cannot read ${ref.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-  }
-}
-
-interface BootImage {
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-}
-
-/** The provider and orchestrator this CLI can drive (narrowed); a clear error for the others. */
-function supported(fleet: Fleet) {
-  const p = fleet.provider;
-  const o = fleet.orchestrator;
-  if (p.type !== 'qemu') throw new UserError(`provider ${p.type} is not available yet (qemu is)`);
-  if (o.type === 'ecs') throw new UserError(`orchestrator ${o.type} is not available yet (swarm is)`);
-  return { provider: p, orchestrator: o };
-}
-
-function providerFor(fleet: Fleet, file: string, image?: BootImage): Provider {
-  const p = supported(fleet).provider;
-  return new QemuProvider({
-    dir: resolve(dirname(file), p.dir ?? join('.stele', 'qemu', fleet.name)),
-    ...(image ?? {}),
-    cpus: p.cpus,
-    memoryMiB: p.memoryMiB,
-    accel: p.accel,
-    sshPortBase: p.sshPortBase,
-    ...(p.forwards ? { forwards: p.forwards } : {}),
-  });
-}
-
-async function orchestratorFor(fleet: Fleet, file: string, env: NodeJS.ProcessEnv) {
-  const o = supported(fleet).orchestrator;
-  if (o.type === 'none') return undefined;
-  const tls = o.tls
-    ? {
-        ca: await readSecret(o.tls.ca, file, env, 'orchestrator.tls.ca'),
-        cert: await readSecret(o.tls.cert, file, env, 'orchestrator.tls.cert'),
-        key: await readSecret(o.tls.key, file, env, 'orchestrator.tls.key'),
-      }
-    : undefined;
-  try {
-    return new SwarmOrchestrator({
-      endpoint: o.endpoint,
-      drainSeconds: o.drainSeconds,
-      ...(tls ? { tls } : {}),
-      ...(o.labels ? { labels: o.labels } : {}),
-    });
-  } catch (err) {
-    throw new UserError(`orchestrator: ${(err as Error).message}`);
-  }
-}
-
-/** Prints what the engine does as it does it (JSON lines on stderr with --json). */
+/** Prints what the runtime does as it does it (JSON lines on stderr with --json). */
 function printer(ctx: Context) {
   const t0 = Date.now();
-  return (e: RolloutEvent) => {
+  let lastProgress = 0;
+  return (e: RuntimeEvent) => {
     const s = ((Date.now() - t0) / 1000).toFixed(0).padStart(5);
     if (ctx.values.json) {
+      if (e.type === 'plan') return;
+      if (e.type === 'upload-progress' && Date.now() - lastProgress < 1000 && e.done < e.total) return;
+      lastProgress = Date.now();
       ctx.io.stderr.write(`${JSON.stringify({ ...e, s: Number(s) })}\n`);
       return;
     }
-    const line =
-      e.type === 'step'
-        ? `${e.status === 'running' ? '→' : '✓'} ${e.step.kind} ${e.step.hosts.join(', ')}`
-        : e.type === 'host'
-          ? `  ${e.name}: ${e.status}`
-          : e.type === 'health'
-            ? e.ok
-              ? `  ${e.name}: healthy`
-              : `  ${e.name}: not healthy yet (${e.detail})`
-            : `rolled back (${e.reason}): removed ${e.hosts.join(', ') || 'nothing'}`;
+    let line: string | undefined;
+    switch (e.type) {
+      case 'plan':
+        ctx.io.stdout.write(formatPlan(e.plan));
+        return;
+      case 'log':
+        line = e.message;
+        break;
+      case 'step':
+        line = `${e.status === 'running' ? '→' : '✓'} ${e.step.kind} ${e.step.hosts.join(', ')}`;
+        break;
+      case 'host':
+        line = `  ${e.name}: ${e.status}${e.detail ? ` (${e.detail})` : ''}`;
+        break;
+      case 'health':
+        line = e.ok ? `  ${e.name}: healthy` : `  ${e.name}: not healthy yet (${e.detail})`;
+        break;
+      case 'retry':
+        line = `  ${e.what}: ${e.detail}; retrying in ${(e.waitMs / 1000).toFixed(1)} s (attempt ${e.attempt + 1})`;
+        break;
+      case 'warning':
+        line = `warning: ${e.message}`;
+        break;
+      case 'rollback':
+        line = `rolled back (${e.reason}): removed ${e.hosts.join(', ') || 'nothing'}`;
+        break;
+      case 'publish':
+        line =
+          e.phase === 'build'
+            ? `building the image ${shortImage(e.identity)} (${e.format})`
+            : e.phase === 'upload'
+              ? `publishing ${shortImage(e.identity)} (${e.format})`
+              : e.phase === 'reused'
+                ? `image ${shortImage(e.identity)} is published already`
+                : `published ${shortImage(e.identity)}`;
+        break;
+      case 'upload-progress': {
+        // On a terminal, one line rewritten at most every second; elsewhere nothing.
+        if (!ctx.io.stdout.isTTY || (Date.now() - lastProgress < 1000 && e.done < e.total)) return;
+        lastProgress = Date.now();
+        const pct = e.total ? Math.floor((e.done / e.total) * 100) : 100;
+        ctx.io.stdout.write(`\r${s}s   ${(e.done / 1e6).toFixed(0)}/${(e.total / 1e6).toFixed(0)} MB (${pct}%)`);
+        if (e.done >= e.total) ctx.io.stdout.write('\n');
+        return;
+      }
+    }
     ctx.io.stdout.write(`${s}s ${line}\n`);
   };
 }
 
-interface Wired {
-  deps: RolloutDeps;
-  settings: RolloutSettings;
-  close(): Promise<void>;
-}
-
-async function wire(
-  ctx: Context,
-  fleet: Fleet,
-  file: string,
-  store: FileStateStore,
-  image?: BootImage,
-): Promise<Wired> {
-  const env = ctx.io.env;
-  const provider = providerFor(fleet, file, image);
-  const orchestrator:
-    | (Orchestrator & { nodeReady?: SwarmOrchestrator['nodeReady']; close?(): Promise<void> })
-    | undefined = await orchestratorFor(fleet, file, env);
-  const ssh = fleet.ssh
-    ? {
-        user: fleet.ssh.user,
-        port: fleet.ssh.port,
-        privateKey: await readSecret(fleet.ssh.privateKey, file, env, 'ssh.privateKey'),
-        // Host keys pinned at first contact, beside the state.
-        pins: new FileHostKeyPins(`${store.path.replace(/\.json$/, '')}.hostkeys.json`),
-      }
-    : undefined;
-  const health = healthChecker(fleet.health, {
-    endpoints: provider,
-    ...(ssh ? { ssh } : {}),
-    ...(orchestrator?.nodeReady
-      ? { orchestrator: { nodeReady: (h) => (orchestrator.nodeReady as SwarmOrchestrator['nodeReady'])(h) } }
-      : {}),
-  });
-  let userdata: Record<string, unknown> | undefined;
-  if (ssh) {
-    try {
-      userdata = {
-        ssh: { entries: { authorized_keys: { perm: '0600', content: `${authorizedKey(ssh.privateKey)}\n` } } },
-      };
-    } catch (err) {
-      throw new UserError(`ssh.privateKey: ${(err as Error).message}`);
-    }
-  }
-  return {
-    deps: {
-      provider,
-      ...(orchestrator ? { orchestrator } : {}),
-      health,
-      clock: realClock,
-      store,
+/** The runtime of the fleet.yml named on the command line. */
+async function runtimeOf(ctx: Context, command: string): Promise<FleetRuntime> {
+  const { io, values } = ctx;
+  return userErrors(() =>
+    FleetRuntime.open({
+      file: resolve(io.cwd, ctx.positionals[0] as string),
+      env: io.env,
+      storeDir: resolve(io.cwd, (values.cache as string | undefined) ?? defaultStoreDir(io.env)),
+      command,
+      ...(values.offline ? { offline: true } : {}),
+      ...(values['pkg-org'] ? { pkgOrg: values['pkg-org'] as string } : {}),
+      ...(values['verify-key'] ? { verifyKey: resolve(io.cwd, values['verify-key'] as string) } : {}),
       onEvent: printer(ctx),
-    },
-    settings: {
-      healthTimeoutSeconds: fleet.strategy.healthTimeoutSeconds,
-      intervalSeconds: checkInterval(fleet.health),
-      rollback: fleet.strategy.rollback,
-      ...(userdata ? { userdata } : {}),
-    },
-    close: async () => {
-      await orchestrator?.close?.();
-    },
-  };
+    }),
+  );
 }
 
-/** kernel+initrd of the target image, built once per identity beside the fleet's state. */
-async function bootImage(target: Awaited<ReturnType<typeof targetOf>>, stateFile: string): Promise<BootImage> {
-  const dir = join(dirname(stateFile), 'images', target.identity.replace(/^sha256:/, '').slice(0, 32));
-  const files = {
-    kernel: join(dir, 'os-kernel'),
-    initrd: join(dir, 'os-initrd.img'),
-    cmdline: join(dir, 'os-cmdline'),
-  };
-  if (!Object.values(files).every((f) => existsSync(f))) {
-    try {
-      await buildImage({ ...target.common, formats: ['kernel+initrd'], dir, name: 'os' });
-    } catch (err) {
-      if (err instanceof BuildError) throw new UserError(`building the image: ${err.message}`);
-      throw err;
+/** Everything the fleet libraries report for a person to act on, as a one-line error. */
+async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (
+      err instanceof RuntimeError ||
+      err instanceof StateError ||
+      err instanceof PlanError ||
+      err instanceof RolloutError ||
+      err instanceof RolloutInterrupted
+    ) {
+      throw new UserError(err.message);
     }
+    throw err;
   }
-  return { kernel: files.kernel, initrd: files.initrd, cmdline: (await readFile(files.cmdline, 'utf8')).trim() };
 }
+
+function json(ctx: Context, value: unknown): void {
+  ctx.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+const plan: Command = {
+  name: 'plan',
+  summary: 'show what a rollout of the fleet would do (hosts started, checked, baked, retired); --out saves it',
+  usage: '[--offline] [--pkg-org ORG] [--verify-key PUB] [--out PLAN.json] [--json] FLEET.yml',
+  positionals: { min: 1, max: 1 },
+  examples: [
+    'stele fleet plan fleets/swarm-worker/prod/fleet.yml',
+    'stele fleet plan --out plan.json fleets/swarm-worker/prod/fleet.yml   # review it, then rollout --plan',
+    'stele fleet plan --json fleets/swarm-worker/prod/fleet.yml | jq .steps',
+  ],
+  options: {
+    ...COMMON,
+    ...IMAGE,
+    out: { type: 'string', placeholder: 'FILE', description: "save the plan for 'stele fleet rollout --plan FILE'" },
+  },
+  async run(ctx) {
+    const rt = await runtimeOf(ctx, 'stele fleet plan');
+    const r = await userErrors(() => rt.plan());
+    await rt.closeAdapters();
+    const out = ctx.values.out as string | undefined;
+    if (out) await writeFile(resolve(ctx.io.cwd, out), `${JSON.stringify(r.saved, null, 2)}\n`);
+    if (ctx.values.json) {
+      json(ctx, {
+        ...r.plan,
+        image: { manifest: r.target.manifest, platform: r.target.platform, images: r.target.images },
+      });
+    } else {
+      ctx.io.stdout.write(formatPlan(r.plan));
+      ctx.io.stdout.write(`  image ${r.target.manifest} (${r.target.images.length} images for ${r.target.platform})\n`);
+      if (out)
+        ctx.io.stdout.write(
+          `plan saved to ${out}: apply it with 'stele fleet rollout --plan ${out} ${ctx.positionals[0]}'\n`,
+        );
+    }
+    return 0;
+  },
+};
 
 const rollout: Command = {
   name: 'rollout',
   summary: 'roll the fleet to its image blue-green (resumes a rollout that was interrupted)',
-  usage: '[--offline] [--pkg-org ORG] [--verify-key PUB] [--json] FLEET.yml',
+  usage: '[--plan PLAN.json] [--resume] [--offline] [--pkg-org ORG] [--verify-key PUB] [--json] FLEET.yml',
   positionals: { min: 1, max: 1 },
   examples: [
     'stele fleet rollout fleets/swarm-worker/dev/fleet.yml',
+    'stele fleet rollout --plan plan.json fleets/swarm-worker/prod/fleet.yml   # exactly the reviewed plan',
+    'stele fleet rollout --resume fleets/swarm-worker/dev/fleet.yml            # retry a stopped rollout',
     'stele fleet rollout --verify-key cosign.pub fleets/swarm-worker/dev/fleet.yml',
   ],
   options: {
     ...COMMON,
-    offline: { type: 'boolean', description: 'never contact a registry: every image must be in the store' },
-    'pkg-org': { type: 'string', placeholder: 'ORG', description: "org for @pkg: templates instead of build.yml's" },
-    'verify-key': {
-      type: 'string',
-      placeholder: 'PUB',
-      description: 'cosign public key: every image must carry a valid signature by it',
-    },
+    ...IMAGE,
+    plan: { type: 'string', placeholder: 'FILE', description: "run the plan saved by 'stele fleet plan --out'" },
+    resume: { type: 'boolean', description: 'retry a rollout that stopped on a failed check (rollback: manual)' },
   },
-  async run(ctx: Context) {
-    const file = resolve(ctx.io.cwd, ctx.positionals[0] as string);
-    const fleet = await loadFleet(file);
-    // What is not supported fails before anything is resolved or built.
-    supported(fleet);
-    const { store, state } = await openState(fleet, file);
-    const target = await targetOf(ctx, fleet, file);
-    const running = state.rollout?.phase === 'running' ? state.rollout : undefined;
-    if (running && running.target !== target.identity) {
-      throw new UserError(
-        `${fleet.name}: a rollout to ${shortImage(running.target)} is unfinished, but the image is now ${shortImage(target.identity)}: ` +
-          "put the image back to resume it, or run 'stele fleet rollback' first",
-      );
+  async run(ctx) {
+    const file = ctx.values.plan as string | undefined;
+    let saved: ReturnType<typeof parseSavedPlan> | undefined;
+    if (file) {
+      const text = await readFile(resolve(ctx.io.cwd, file), 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new UserError(`cannot read the plan ${file}: ${err.code ?? err.message}`);
+      });
+      saved = await userErrors(async () => parseSavedPlan(text, file));
     }
-    const p = running ? undefined : makePlan(fleet, state, target.identity);
-    if (p && !p.steps.length) {
-      ctx.io.stdout.write(formatPlan(p));
+    const rt = await runtimeOf(
+      ctx,
+      `stele fleet rollout${file ? ' --plan' : ''}${ctx.values.resume ? ' --resume' : ''}`,
+    );
+    const end = await userErrors(() =>
+      rt.rollout({ ...(saved ? { plan: saved } : {}), resume: Boolean(ctx.values.resume) }),
+    );
+    if (end.plan && !end.plan.steps.length) {
+      if (ctx.values.json) json(ctx, end.state);
       return 0;
     }
-    const w = await wire(ctx, fleet, file, store, await bootImage(target, store.path));
-    try {
-      if (p) ctx.io.stdout.write(formatPlan(p));
-      else ctx.io.stdout.write(`${fleet.name}: resuming rollout ${running?.generation}\n`);
-      const end = p ? await startRollout(p, w.settings, w.deps) : await resumeRollout(w.settings, w.deps);
-      if (ctx.values.json) ctx.io.stdout.write(`${JSON.stringify(end, null, 2)}\n`);
-      else ctx.io.stdout.write(`${fleet.name}: ${end.hosts.length} host(s) on ${shortImage(target.identity)}\n`);
-      return 0;
-    } catch (err) {
-      if (err instanceof RolloutError || err instanceof StateError)
-        throw new UserError(`${fleet.name}: ${err.message}`);
-      throw new UserError(
-        `${fleet.name}: ${(err as Error).message}: the rollout is recorded; run 'stele fleet rollout' again to resume, ` +
-          "or 'stele fleet rollback' to undo it",
-      );
-    } finally {
-      await w.close();
+    if (ctx.values.json) json(ctx, end.state);
+    const hosts = end.state.hosts.filter((h) => h.status === 'live');
+    const target = end.state.rollout?.target ?? '';
+    if (!ctx.values.json) ctx.io.stdout.write(`${rt.fleet.name}: ${hosts.length} host(s) on ${shortImage(target)}\n`);
+    const warnings = end.state.rollout?.warnings ?? [];
+    if (warnings.length) {
+      throw new UserError(`${rt.fleet.name}: rolled out, but: ${warnings.join('; ')}`);
     }
+    return 0;
   },
 };
 
@@ -341,91 +232,173 @@ const rollback: Command = {
   positionals: { min: 1, max: 1 },
   examples: ['stele fleet rollback fleets/swarm-worker/dev/fleet.yml'],
   options: { json: COMMON.json },
-  async run(ctx: Context) {
-    const file = resolve(ctx.io.cwd, ctx.positionals[0] as string);
-    const fleet = await loadFleet(file);
-    const { store } = await openState(fleet, file);
-    const w = await wire(ctx, fleet, file, store);
-    try {
-      const end = await rollbackRollout(w.deps);
-      ctx.io.stdout.write(
-        ctx.values.json
-          ? `${JSON.stringify(end, null, 2)}\n`
-          : `${fleet.name}: rolled back; ${end.hosts.length} host(s) left\n`,
-      );
-      return 0;
-    } catch (err) {
-      throw new UserError(`${fleet.name}: ${(err as Error).message}`);
-    } finally {
-      await w.close();
-    }
-  },
-};
-
-const plan: Command = {
-  name: 'plan',
-  summary: 'show what a rollout of the fleet would do: hosts started, checked, baked and retired',
-  usage: '[--offline] [--pkg-org ORG] [--json] FLEET.yml',
-  positionals: { min: 1, max: 1 },
-  examples: [
-    'stele fleet plan fleets/swarm-worker/prod/fleet.yml',
-    'stele fleet plan --json fleets/swarm-worker/prod/fleet.yml | jq .steps',
-  ],
-  options: {
-    ...COMMON,
-    offline: { type: 'boolean', description: 'never contact a registry: every image must be in the store' },
-    'pkg-org': { type: 'string', placeholder: 'ORG', description: "org for @pkg: templates instead of build.yml's" },
-  },
-  async run(ctx: Context) {
-    const { io, values } = ctx;
-    const file = resolve(io.cwd, ctx.positionals[0] as string);
-    const fleet = await loadFleet(file);
-    const { state } = await openState(fleet, file);
-    const target = await targetOf(ctx, fleet, file);
-    const p = makePlan(fleet, state, target.identity);
-    if (values.json) {
-      io.stdout.write(
-        `${JSON.stringify({ ...p, image: { manifest: target.manifest, images: target.plan.images } }, null, 2)}\n`,
-      );
-    } else {
-      io.stdout.write(formatPlan(p));
-      io.stdout.write(`  image ${target.manifest} (${target.plan.images.length} images for ${target.plan.platform})\n`);
-    }
+  async run(ctx) {
+    const rt = await runtimeOf(ctx, 'stele fleet rollback');
+    const end = await userErrors(() => rt.rollback());
+    if (ctx.values.json) json(ctx, end);
+    else ctx.io.stdout.write(`${rt.fleet.name}: rolled back; ${end.hosts.length} host(s) left\n`);
     return 0;
   },
 };
 
+function hostLine(h: HostRecord, lost: Set<string>): string {
+  const status = lost.has(h.name) ? 'lost' : h.error ? 'retire failed' : h.status;
+  return `  ${h.name.padEnd(28)} ${status.padEnd(13)} ${shortImage(h.image)}  ${h.address ?? ''}${h.error ? `  (${h.error})` : ''}\n`;
+}
+
+function leaseLine(l: Lease): string {
+  const h = l.holder;
+  return `locked by ${h.user}@${h.host} (pid ${h.pid}, '${h.command}') since ${l.since}\n`;
+}
+
 const status: Command = {
   name: 'status',
-  summary: "what the fleet's state records: its hosts, the running or last rollout",
-  usage: '[--json] FLEET.yml',
+  summary: "the fleet's hosts and its running or last rollout; --refresh compares with what the provider holds",
+  usage: '[--refresh] [--repair] [--json] FLEET.yml',
   positionals: { min: 1, max: 1 },
   examples: [
     'stele fleet status fleets/swarm-worker/prod/fleet.yml',
-    'stele fleet status --json fleets/swarm-worker/prod/fleet.yml',
+    'stele fleet status --refresh fleets/swarm-worker/prod/fleet.yml   # lost and leaked hosts',
+    'stele fleet status --repair fleets/swarm-worker/dev/fleet.yml     # rebuild an unreadable or lost state',
   ],
-  options: { json: COMMON.json },
-  async run(ctx: Context) {
+  options: {
+    json: COMMON.json,
+    refresh: {
+      type: 'boolean',
+      description: 'ask the provider: hosts that are gone (lost) or unknown to the state (leaked)',
+    },
+    repair: {
+      type: 'boolean',
+      description: 'rebuild an unreadable or lost state from the hosts the provider holds (the old one is kept)',
+    },
+  },
+  async run(ctx) {
     const { io, values } = ctx;
-    const file = resolve(io.cwd, ctx.positionals[0] as string);
-    const fleet = await loadFleet(file);
-    const { store, state } = await openState(fleet, file);
-    if (values.json) {
-      io.stdout.write(`${JSON.stringify({ state: store.path, ...state }, null, 2)}\n`);
+    if (values.repair) {
+      const rt = await runtimeOf(ctx, 'stele fleet status --repair');
+      const r = await userErrors(() => rt.repair());
+      if (values.json) json(ctx, r);
+      else {
+        io.stdout.write(
+          `${rt.fleet.name}: state ${r.location} rebuilt from the provider: ${r.adopted.length} host(s) adopted` +
+            `${r.adopted.length ? ` (${r.adopted.join(', ')})` : ''}, ${r.images} published image(s)\n`,
+        );
+        if (r.backup) io.stdout.write(`the unreadable state was kept as ${r.backup}\n`);
+      }
       return 0;
     }
-    io.stdout.write(`${fleet.name}: ${state.hosts.length} host(s) recorded in ${store.path}\n`);
-    for (const h of state.hosts) {
-      io.stdout.write(`  ${h.name.padEnd(28)} ${h.status.padEnd(9)} ${shortImage(h.image)}  ${h.address ?? ''}\n`);
+    const rt = await runtimeOf(ctx, 'stele fleet status');
+    const r = await userErrors(() => rt.status({ refresh: Boolean(values.refresh) }));
+    if (values.json) {
+      json(ctx, {
+        state: r.location,
+        ...r.state,
+        ...(r.lease ? { lock: r.lease } : {}),
+        ...(values.refresh ? { lost: r.lost, leaked: r.leaked } : {}),
+      });
+      return 0;
     }
-    const r = state.rollout;
-    if (r) {
-      const done = r.steps.filter((x) => x.status === 'done').length;
+    const { state } = r;
+    const lost = new Set(r.lost ?? []);
+    io.stdout.write(`${rt.fleet.name}: ${state.hosts.length} host(s) recorded in ${r.location}\n`);
+    for (const h of state.hosts) io.stdout.write(hostLine(h, lost));
+    for (const h of r.leaked ?? []) {
       io.stdout.write(
-        `rollout ${r.generation} to ${shortImage(r.target)}: ${r.phase}, ${done}/${r.steps.length} steps done` +
-          `${r.reason ? ` (${r.reason})` : ''}\n`,
+        `  ${h.name.padEnd(28)} ${'leaked'.padEnd(13)} ${h.image ? shortImage(h.image) : 'unknown'}  (not in the state: 'stele fleet prune' removes it)\n`,
       );
     }
+    const ro = state.rollout;
+    if (ro) {
+      const done = ro.steps.filter((x) => x.status === 'done').length;
+      io.stdout.write(
+        `rollout ${ro.generation} to ${shortImage(ro.target)}: ${ro.phase}, ${done}/${ro.steps.length} steps done` +
+          `${ro.reason ? ` (${ro.reason})` : ''}\n`,
+      );
+    }
+    if (r.lease) io.stdout.write(leaseLine(r.lease));
+    return 0;
+  },
+};
+
+const prune: Command = {
+  name: 'prune',
+  summary: 'remove leaked and stuck hosts, and published images no host uses (the newest two are kept)',
+  usage: '[--dry-run] [--hosts | --images] [--json] FLEET.yml',
+  positionals: { min: 1, max: 1 },
+  examples: [
+    'stele fleet prune --dry-run fleets/swarm-worker/prod/fleet.yml',
+    'stele fleet prune --images fleets/swarm-worker/prod/fleet.yml   # only published images',
+  ],
+  options: {
+    json: COMMON.json,
+    'dry-run': { type: 'boolean', description: 'only say what would be removed' },
+    hosts: { type: 'boolean', description: 'only hosts' },
+    images: { type: 'boolean', description: 'only published images' },
+  },
+  async run(ctx) {
+    const { values } = ctx;
+    const only = values.hosts ? 'hosts' : values.images ? 'images' : undefined;
+    if (values.hosts && values.images) throw new UserError('--hosts and --images: give at most one (neither: both)');
+    const rt = await runtimeOf(ctx, 'stele fleet prune');
+    const r = await userErrors(() =>
+      rt.prune({ dryRun: Boolean(values['dry-run']), hosts: only !== 'images', images: only !== 'hosts' }),
+    );
+    if (values.json) json(ctx, r);
+    else {
+      const verb = r.dryRun ? 'would remove' : 'removed';
+      const hosts = r.hosts.filter((h) => !r.failed.includes(h));
+      ctx.io.stdout.write(
+        `${rt.fleet.name}: ${verb} ${hosts.length} host(s)${hosts.length ? `: ${hosts.join(', ')}` : ''}\n`,
+      );
+      for (const i of r.images) ctx.io.stdout.write(`  image ${shortImage(i.identity)}: ${i.result}\n`);
+      if (r.kept.length) ctx.io.stdout.write(`  kept ${r.kept.map(shortImage).join(', ')}\n`);
+    }
+    if (r.failed.length)
+      throw new UserError(
+        `${rt.fleet.name}: could not remove ${r.failed.join(', ')} (recorded as retiring; run prune again)`,
+      );
+    return 0;
+  },
+};
+
+const unlock: Command = {
+  name: 'unlock',
+  summary: "break the fleet's lock when the command that held it is gone",
+  usage: '[--force] FLEET.yml',
+  positionals: { min: 1, max: 1 },
+  examples: [
+    'stele fleet unlock fleets/swarm-worker/prod/fleet.yml',
+    'stele fleet unlock --force fleets/swarm-worker/prod/fleet.yml',
+  ],
+  options: {
+    force: { type: 'boolean', description: 'break a lease that has not lapsed yet (its holder may still run!)' },
+  },
+  async run(ctx) {
+    const rt = await runtimeOf(ctx, 'stele fleet unlock');
+    const broken = await userErrors(() => rt.unlock(Boolean(ctx.values.force)));
+    ctx.io.stdout.write(
+      broken ? `${rt.fleet.name}: broke the lock; it was ${leaseLine(broken)}` : `${rt.fleet.name}: not locked\n`,
+    );
+    return 0;
+  },
+};
+
+const publish: Command = {
+  name: 'publish',
+  summary:
+    "build the fleet's image in its provider's boot format and publish it where hosts boot from (once per image)",
+  usage: '[--offline] [--pkg-org ORG] [--verify-key PUB] [--json] FLEET.yml',
+  positionals: { min: 1, max: 1 },
+  examples: ['stele fleet publish fleets/swarm-worker/prod/fleet.yml'],
+  options: { ...COMMON, ...IMAGE },
+  async run(ctx) {
+    const rt = await runtimeOf(ctx, 'stele fleet publish');
+    const r = await userErrors(() => rt.publishRecorded());
+    if (ctx.values.json) json(ctx, r);
+    else
+      ctx.io.stdout.write(
+        `${rt.fleet.name}: image ${shortImage(r.identity)} ${r.reused ? 'was published already' : 'published'} (${r.format})\n`,
+      );
     return 0;
   },
 };
@@ -436,7 +409,7 @@ export const fleet: Command = {
   examples: [
     'stele fleet plan fleets/swarm-worker/prod/fleet.yml',
     'stele fleet rollout fleets/swarm-worker/dev/fleet.yml',
-    'stele fleet status fleets/swarm-worker/prod/fleet.yml',
+    'stele fleet status --refresh fleets/swarm-worker/prod/fleet.yml',
   ],
-  subcommands: [plan, rollout, rollback, status],
+  subcommands: [plan, rollout, rollback, status, prune, unlock, publish],
 };
