@@ -317,12 +317,12 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
   let fleetDir = '';
   afterAll(async () => {
     // The VMs outlive the CLI (daemonized qemu): destroy whatever is left.
-    const vms = join(fleetDir, 'dev', '.stele', 'qemu', 'e2e');
+    const vms = join(fleetDir, 'dev', '.stele', 'qemu');
     if (fleetDir && existsSync(vms)) {
-      const provider = new QemuProvider({ dir: vms });
-      for (const name of readdirSync(vms)) {
+      const provider = new QemuProvider({ fleet: 'e2e', dir: vms });
+      for (const h of await provider.list().catch(() => [])) {
         await provider
-          .destroy({ name, image: '', generation: 0, status: 'live', createdAt: '' })
+          .destroy({ name: h.name, image: '', generation: 0, status: 'live', createdAt: '' })
           .catch(() => undefined);
       }
     }
@@ -330,7 +330,7 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
   });
 
   it.skipIf(!buildCommand())(
-    'a one-host fleet comes up and joins; a new image replaces it blue-green; a killed rollout resumes without a second VM; a failing image is rolled back',
+    'a one-host fleet comes up and joins; a new image replaces it blue-green; a killed rollout resumes without a second VM; a failing image is rolled back; a lost state and a dead VM are seen',
     async () => {
       expect(pushed.size, 'the build test pushed every package').toBe(PACKAGES.length);
       mgr = await startDockerd();
@@ -385,12 +385,22 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
           .map((n) => `${n.Description?.Hostname}:${n.Status?.State}`)
           .sort();
 
+      const workerToken = async () =>
+        ((await mgr?.docker.swarmInspect()) as { JoinTokens: { Worker: string } }).JoinTokens.Worker;
+      const tokenBefore = await workerToken();
       const first = await stele(args);
       console.log(`first rollout: ${(first.ms / 1000).toFixed(0)} s`);
       expect(first.code, `${first.out}\n${first.err}`).toBe(0);
       expect(await nodes()).toEqual(['e2e-1-1:ready']);
       const again = await stele(['fleet', 'plan', '--pkg-org', org, fleetFile]);
       expect(again.out).toMatch(/nothing to do/);
+      // The join token the host got is no longer valid (rotated after the rollout), and it never
+      // was on a command line any local user could read, nor in the serial console's log.
+      expect(await workerToken()).not.toBe(tokenBefore);
+      const vmDir = (name: string) => join(fleetDir, 'dev', '.stele', 'qemu', 'hosts', name);
+      const pid1 = readFileSync(join(vmDir('e2e-1-1'), 'qemu.pid'), 'utf8').trim();
+      expect(readFileSync(`/proc/${pid1}/cmdline`, 'utf8')).not.toContain(tokenBefore);
+      expect(readFileSync(join(vmDir('e2e-1-1'), 'console.log'), 'utf8')).not.toContain(tokenBefore);
 
       // A new image; the rollout is killed once its new host exists, then run again.
       image('2');
@@ -400,7 +410,7 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
         const timer = setTimeout(() => fail(new Error(`no new host within 10 min:\n${seen}`)), 600_000);
         child.stdout.on('data', (c: Buffer) => {
           seen += c.toString();
-          if (/e2e-2-1: live/.test(seen)) {
+          if (/e2e-2-1: created/.test(seen)) {
             clearTimeout(timer);
             child.kill('SIGKILL');
             ok();
@@ -411,8 +421,8 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
           ok();
         });
       });
-      expect(seen, 'the first run was killed after creating its host').toMatch(/e2e-2-1: live/);
-      const pidFile = join(fleetDir, 'dev', '.stele', 'qemu', 'e2e', 'e2e-2-1', 'qemu.pid');
+      expect(seen, 'the first run was killed after creating its host').toMatch(/e2e-2-1: created/);
+      const pidFile = join(vmDir('e2e-2-1'), 'qemu.pid');
       const pidBefore = readFileSync(pidFile, 'utf8').trim();
       const status = await stele(['fleet', 'status', fleetFile]);
       expect(status.out).toMatch(/rollout 2 to [0-9a-f]{12}: running/);
@@ -424,7 +434,7 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
       expect(resumed.out).not.toMatch(/e2e-2-1: creating/); // found, not made again
       expect(readFileSync(pidFile, 'utf8').trim()).toBe(pidBefore);
       expect(await nodes()).toEqual(['e2e-2-1:ready']); // the old node drained and removed
-      expect(existsSync(join(fleetDir, 'dev', '.stele', 'qemu', 'e2e', 'e2e-1-1'))).toBe(false);
+      expect(existsSync(vmDir('e2e-1-1'))).toBe(false);
       const end = JSON.parse((await stele(['fleet', 'status', '--json', fleetFile])).out);
       expect(end.hosts.map((h: { name: string }) => h.name)).toEqual(['e2e-2-1']);
       expect(end.rollout.phase).toBe('done');
@@ -441,11 +451,34 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
       const failed = await stele(args);
       expect(failed.code).toBe(1);
       expect(failed.err).toMatch(/e2e-3-1 did not pass its health checks in 40 s: .*rolled back: removed e2e-3-1/);
-      expect(existsSync(join(fleetDir, 'dev', '.stele', 'qemu', 'e2e', 'e2e-3-1'))).toBe(false);
+      expect(existsSync(vmDir('e2e-3-1'))).toBe(false);
       const after = JSON.parse((await stele(['fleet', 'status', '--json', fleetFile])).out);
       expect(after.hosts.map((h: { name: string }) => h.name)).toEqual(['e2e-2-1']);
       expect(after.rollout.phase).toBe('rolled-back');
       expect(await nodes()).toEqual(['e2e-2-1:ready']);
+
+      // The state is lost: the running host is reported as leaked (not silently forgotten),
+      // `status --repair` adopts it, and nothing is rolled twice.
+      image('2');
+      writeFileSync(fleetFile, readFileSync(fleetFile, 'utf8').replace('  - type: http\n    port: 9\n', ''));
+      const stateFile = join(fleetDir, 'dev', '.stele', 'state', 'e2e.json');
+      rmSync(stateFile);
+      const leaked = await stele(['fleet', 'status', '--refresh', fleetFile]);
+      expect(leaked.out).toMatch(/e2e-2-1 +leaked/);
+      const repaired = await stele(['fleet', 'status', '--repair', fleetFile]);
+      expect(repaired.code, repaired.err).toBe(0);
+      expect(repaired.out).toMatch(/1 host\(s\) adopted \(e2e-2-1\)/);
+      const calm = await stele(['fleet', 'plan', '--pkg-org', org, fleetFile]);
+      expect(calm.out, calm.err).toMatch(/nothing to do/);
+
+      // Its VM dies: status says lost, and the plan replaces it under a new name.
+      process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 1_000));
+      const lost = await stele(['fleet', 'status', '--refresh', fleetFile]);
+      expect(lost.out).toMatch(/e2e-2-1 +lost/);
+      const replace = await stele(['fleet', 'plan', '--pkg-org', org, fleetFile]);
+      expect(replace.out).toMatch(/clean up e2e-2-1/);
+      expect(replace.out).toMatch(/start e2e-[3-9]-1/);
     },
   );
 });
