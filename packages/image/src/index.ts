@@ -1,5 +1,5 @@
 // @stele/image — output formats: the deterministic initrd writer and every disk/ISO/archive
-// format LinuxKit knows, behind one HostTools port.
+// format LinuxKit knows, and config drives, behind one HostTools port.
 export {
   InitrdError,
   type InitrdResult,
@@ -8,6 +8,7 @@ export {
   type WriteInitrdOptions,
   writeInitrd,
 } from './cpio.ts';
+export { type ConfigDriveOptions, writeConfigDrive } from './formats/configdrive.ts';
 export { fixVhdFooter, fixVmdkCid } from './formats/convert.ts';
 export { LINUXKIT_EPOCH, sourceDateEpoch } from './formats/epoch.ts';
 export {
