@@ -1,4 +1,6 @@
-// Asserts that no process started by the suite's peers is still alive; kills and lists any that is.
+// Asserts that no process started by the suite's peers is still alive and no network namespace
+// of theirs is left; kills and deletes, and lists, any that is.
+import { deleteLeftoverNamespace, leftoverNamespaces } from '../test/peers/src/netns.ts';
 import { isAlive, leftovers } from '../test/peers/src/process.ts';
 
 const runDir = process.argv[2];
@@ -7,8 +9,9 @@ if (!runDir) {
   process.exit(2);
 }
 const left = leftovers(runDir);
-if (left.length === 0) {
-  console.log('no peer process left running');
+const namespaces = leftoverNamespaces(runDir);
+if (left.length === 0 && namespaces.length === 0) {
+  console.log('no peer process or network namespace left');
   process.exit(0);
 }
 for (const p of left) {
@@ -17,6 +20,14 @@ for (const p of left) {
     process.kill(-p.pid, 'SIGKILL');
   } catch {
     if (isAlive(p.pid)) process.kill(p.pid, 'SIGKILL');
+  }
+}
+for (const name of namespaces) {
+  console.error(`left behind: network namespace ${name}`);
+  try {
+    deleteLeftoverNamespace(name, runDir);
+  } catch (err) {
+    console.error(`  could not delete it: ${(err as Error).message}`);
   }
 }
 process.exit(1);

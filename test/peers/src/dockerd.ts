@@ -1,7 +1,8 @@
 // A real Docker Engine: Debian's dockerd 20.10 with its own data root, exec root, unix socket and
 // containerd, no iptables and no bridge. stop() takes down dockerd, its containerd (which dockerd
 // starts in a session of its own, so a process-group kill does not reach it) and any shim, then
-// unmounts what dockerd left under the dir and removes it.
+// unmounts what dockerd left under the dir and removes it. For a multi-node Swarm it runs as a
+// machine of a LAN (netns.ts): in that network namespace, with a hostname of its own.
 import {
   existsSync,
   mkdirSync,
@@ -31,6 +32,13 @@ export interface DockerdOptions {
   extraArgs?: string[];
   /** How long to wait for the API to answer a ping (default 60 s). */
   readyTimeoutMs?: number;
+  /**
+   * Run in this network namespace (its file, e.g. a LAN machine's `Netns.path`), entered with
+   * `nsenter --net`; its containerd runs there too. The API socket stays a file in `dir`.
+   */
+  netns?: string;
+  /** Run in a UTS namespace of its own with this hostname (a Swarm node is named by it). */
+  hostname?: string;
 }
 
 export interface Dockerd {
@@ -134,14 +142,14 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
 
     const t0 = Date.now();
     if (ownContainerd) {
-      const c = await startOwnContainerd(dir);
+      const c = await startOwnContainerd(dir, (cmd, a) => inNamespaces(opts, cmd, a));
       containerd = c.proc;
       containerdPid = c.proc.pid;
       args.push('--containerd', c.socket);
     }
     args.push(...(opts.extraArgs ?? []));
 
-    proc = spawnPeer('dockerd', 'dockerd', args, {
+    proc = spawnPeer('dockerd', ...inNamespaces(opts, 'dockerd', args), {
       cwd: dir,
       env: { ...process.env, DOCKER_CONFIG: join(dir, 'cli') },
     });
@@ -199,7 +207,24 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   }
 }
 
-async function startOwnContainerd(dir: string): Promise<{ proc: PeerProcess; socket: string }> {
+/**
+ * The command line that runs `cmd` in the namespaces `opts` asks for. Each wrapper execs the next
+ * (nsenter without --pid does not fork, nor does unshare without --fork), so the pid is cmd's.
+ */
+function inNamespaces(opts: DockerdOptions, cmd: string, args: string[]): [string, string[]] {
+  let command: [string, string[]] = [cmd, args];
+  if (opts.hostname !== undefined) {
+    const script = 'hostname "$0" && exec "$@"';
+    command = ['unshare', ['--uts', '--', 'sh', '-c', script, opts.hostname, command[0], ...command[1]]];
+  }
+  if (opts.netns !== undefined) command = ['nsenter', [`--net=${opts.netns}`, '--', command[0], ...command[1]]];
+  return command;
+}
+
+async function startOwnContainerd(
+  dir: string,
+  wrap: (cmd: string, args: string[]) => [string, string[]],
+): Promise<{ proc: PeerProcess; socket: string }> {
   const base = join(dir, 'ctd');
   mkdirSync(base);
   const socket = join(base, 'containerd.sock');
@@ -219,7 +244,7 @@ async function startOwnContainerd(dir: string): Promise<{ proc: PeerProcess; soc
       '',
     ].join('\n'),
   );
-  const proc = spawnPeer('containerd', 'containerd', ['--config', config], { cwd: dir });
+  const proc = spawnPeer('containerd', ...wrap('containerd', ['--config', config]), { cwd: dir });
   try {
     await waitFor(async () => existsSync(socket), {
       timeoutMs: 30_000,

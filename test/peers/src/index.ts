@@ -6,6 +6,7 @@ export * from './dockerd.ts';
 export * from './git.ts';
 export * from './initramfs.ts';
 export * from './moto.ts';
+export * from './netns.ts';
 export * from './process.ts';
 export * from './qemu.ts';
 export * from './registry.ts';
