@@ -1,12 +1,12 @@
 // The Docker Swarm orchestrator of fleet rollouts: new hosts join the swarm with the worker token
 // and the managers' advertised addresses (user data), old hosts are drained and then removed from
-// it, and `swarm-node-ready` health checks ask the manager whether a host's node is ready.
+// it, `ready` (the `swarm-node-ready` health check) asks the manager whether a host's node is
+// ready, and after a rollout the worker token is rotated.
 //
 // Nodes are found by hostname: the rollout engine gives every host its name as hostname.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Orchestrator as FleetOrchestrator, HealthResult, HostRecord } from '@stele/fleet';
-import type { Orchestrator as OrchestratorConfig } from '@stele/manifest';
+import type { HealthResult, HostRecord, Orchestrator, UserData } from '@stele/fleet';
 import type Dockerode from 'dockerode';
 
 export interface SwarmOrchestratorOptions {
@@ -20,23 +20,6 @@ export interface SwarmOrchestratorOptions {
   drainSeconds: number;
   /** How often to poll while draining (default 2000 ms; tests may lower it). */
   pollMs?: number;
-}
-
-/** The swarm section of a fleet.yml. */
-export type SwarmConfig = Extract<OrchestratorConfig, { type: 'swarm' }>;
-
-/** Options from a fleet.yml `orchestrator` of type swarm, its TLS secrets already read. */
-export function swarmOptionsFromConfig(
-  config: SwarmConfig,
-  tls?: { ca: string; cert: string; key: string },
-): SwarmOrchestratorOptions {
-  if (config.tls && !tls) throw new SwarmError(`the swarm endpoint ${config.endpoint} has tls set: read its secrets`);
-  return {
-    endpoint: config.endpoint,
-    ...(tls ? { tls } : {}),
-    ...(config.labels ? { labels: config.labels } : {}),
-    drainSeconds: config.drainSeconds,
-  };
 }
 
 export class SwarmError extends Error {
@@ -128,6 +111,11 @@ function clientOptions(endpoint: string, tls: SwarmOrchestratorOptions['tls']): 
   };
 }
 
+/** The engine refused an update made from a version someone else has updated since. */
+function outOfSequence(err: unknown): boolean {
+  return /update out of sequence/i.test(String((err as Error).message ?? ''));
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -146,7 +134,7 @@ function describe(host: string, node: NodeInfo): string {
   return `node ${host}: status ${node.Status?.State ?? 'unknown'}, availability ${node.Spec?.Availability ?? 'unknown'}`;
 }
 
-export class SwarmOrchestrator implements FleetOrchestrator {
+export class SwarmOrchestrator implements Orchestrator {
   readonly endpoint: string;
   private readonly labels: Record<string, string> | undefined;
   private readonly drainMs: number;
@@ -154,6 +142,7 @@ export class SwarmOrchestrator implements FleetOrchestrator {
   private readonly options: Dockerode.DockerOptions;
   private readonly agent: HttpAgent | HttpsAgent;
   private client: Promise<Dockerode> | undefined;
+  private closed = false;
 
   constructor(opts: SwarmOrchestratorOptions) {
     this.endpoint = opts.endpoint;
@@ -172,6 +161,7 @@ export class SwarmOrchestrator implements FleetOrchestrator {
 
   /** dockerode, loaded on first use: commands that never reach a swarm start faster. */
   private docker(): Promise<Dockerode> {
+    if (this.closed) return Promise.reject(new SwarmError(`the orchestrator of ${this.endpoint} is closed`));
     this.client ??= import('dockerode').then((m) => new m.default(this.options));
     return this.client;
   }
@@ -257,14 +247,13 @@ export class SwarmOrchestrator implements FleetOrchestrator {
         return current;
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 404) return undefined;
-        const outOfSequence = /update out of sequence/i.test(String((err as Error).message ?? ''));
-        if (!outOfSequence || attempt >= 5) throw this.error(what, err);
+        if (!outOfSequence(err) || attempt >= 5) throw this.error(what, err);
       }
       current = await this.inspectNode(current.ID);
     }
   }
 
-  async joinUserdata(): Promise<Record<string, unknown>> {
+  async joinUserdata(): Promise<UserData> {
     const info = (await this.call('read docker info', (d) => d.info())) as {
       Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; RemoteManagers?: { Addr?: string }[] | null };
     };
@@ -288,6 +277,30 @@ export class SwarmOrchestrator implements FleetOrchestrator {
     const token = inspect.JoinTokens?.Worker;
     if (!token) throw new SwarmError(`the swarm of ${this.endpoint} has no worker join token`);
     return { swarm: { entries: { manager: { content: managers.join('\n') }, token: { content: token } } } };
+  }
+
+  /**
+   * Rotates the worker join token, so that one left in a host's user data can no longer join
+   * (the manager token is left alone: hosts join as workers). The swarm's spec is written back
+   * as read, at its version; retried when someone else updated the swarm meanwhile.
+   */
+  async rotateJoinSecret(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const swarm = (await this.call('inspect the swarm', (d) => d.swarmInspect())) as {
+        Version?: { Index?: number };
+        Spec?: Record<string, unknown>;
+      };
+      const docker = await this.docker();
+      try {
+        await docker.swarmUpdate({
+          _query: { version: swarm.Version?.Index, rotateWorkerToken: true },
+          _body: swarm.Spec ?? {},
+        });
+        return;
+      } catch (err) {
+        if (!outOfSequence(err) || attempt >= 5) throw this.error('rotate the worker join token', err);
+      }
+    }
   }
 
   async drain(host: HostRecord): Promise<void> {
@@ -334,7 +347,7 @@ export class SwarmOrchestrator implements FleetOrchestrator {
    * availability active; after it first does, apply `labels` to it. Failures to reach the manager
    * are a failed check (the rollout keeps checking until its health timeout), not an exception.
    */
-  async nodeReady(host: HostRecord): Promise<HealthResult> {
+  async ready(host: HostRecord): Promise<HealthResult> {
     try {
       const node = await this.findNode(host);
       if (!node) return { ok: false, detail: `no node with hostname ${host.name}` };
@@ -356,8 +369,10 @@ export class SwarmOrchestrator implements FleetOrchestrator {
     }
   }
 
-  /** Lets go of the connections to the manager. */
+  /** Lets go of the connections to the manager; a second call does nothing. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.agent.destroy();
   }
 }

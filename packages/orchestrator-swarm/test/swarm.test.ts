@@ -5,11 +5,17 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { HostRecord } from '@stele/fleet';
+import type { HostRecord, PluginContext } from '@stele/fleet';
 import { type Dockerd, freePort, startDockerd } from '@stele/test-peers';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SwarmError, SwarmOrchestrator, type SwarmOrchestratorOptions, swarmOptionsFromConfig } from '../src/index.ts';
+import {
+  plugin,
+  type SwarmConfig,
+  SwarmError,
+  SwarmOrchestrator,
+  type SwarmOrchestratorOptions,
+} from '../src/index.ts';
 
 const run = promisify(execFile);
 const IMAGE = 'stele-test/busybox:1';
@@ -29,6 +35,24 @@ function host(name: string): HostRecord {
 
 function orchestrator(opts: Partial<SwarmOrchestratorOptions> = {}): SwarmOrchestrator {
   return new SwarmOrchestrator({ endpoint: `unix://${engine.socketPath}`, drainSeconds: 60, pollMs: 200, ...opts });
+}
+
+/** What the runtime gives a plugin; secrets come from `secrets` by env name or file path. */
+function context(secrets: Record<string, string>, asked: string[] = []): PluginContext {
+  return {
+    fleet: 'web',
+    fleetFile: '/fleets/web/fleet.yml',
+    workDir: '/fleets/web/.stele',
+    env: {},
+    log: () => undefined,
+    async secret(ref, field) {
+      asked.push(field);
+      const key = 'env' in ref ? ref.env : ref.file;
+      const value = secrets[key];
+      if (value === undefined) throw new Error(`${field}: ${key} is not set`);
+      return value;
+    },
+  };
 }
 
 async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -203,13 +227,14 @@ describe('joinUserdata', () => {
       expect((err as Error).message).toBe(
         `the Docker Engine at ${endpoint} is not a Swarm manager (LocalNodeState: inactive)`,
       );
-      // The node API answers 503 there: a clear error for drain, a failed check for nodeReady.
+      // The node API answers 503 there: a clear error for drain, a failed check for ready.
       await expect(orch.drain(host('web-1-1'))).rejects.toThrow(
         `the Docker Engine at ${endpoint} is not a Swarm manager`,
       );
-      const res = await orch.nodeReady(host('web-1-1'));
+      const res = await orch.ready(host('web-1-1'));
       expect(res.ok).toBe(false);
       expect(res.detail).toContain(`${endpoint} is not a Swarm manager`);
+      await expect(orch.rotateJoinSecret()).rejects.toThrow(`the Docker Engine at ${endpoint} is not a Swarm manager`);
       await orch.close();
     } finally {
       await lone.stop();
@@ -217,17 +242,57 @@ describe('joinUserdata', () => {
   });
 });
 
-describe('nodeReady', () => {
+describe('rotateJoinSecret', () => {
+  it('replaces the worker join token, keeps the manager token and the swarm spec, and joinUserdata gives the new one', async () => {
+    type Swarm = { JoinTokens: { Worker: string; Manager: string }; Spec: Record<string, unknown> };
+    const before = (await engine.docker.swarmInspect()) as Swarm;
+    const orch = orchestrator();
+    try {
+      await orch.rotateJoinSecret();
+      const after = (await engine.docker.swarmInspect()) as Swarm;
+      expect(after.JoinTokens.Worker).not.toBe(before.JoinTokens.Worker);
+      expect(after.JoinTokens.Worker).toMatch(/^SWMTKN-1-/);
+      expect(after.JoinTokens.Manager).toBe(before.JoinTokens.Manager);
+      expect(after.Spec).toEqual(before.Spec);
+      const data = (await orch.joinUserdata()) as { swarm: { entries: { token: { content: string } } } };
+      expect(data.swarm.entries.token.content).toBe(after.JoinTokens.Worker);
+    } finally {
+      await orch.close();
+    }
+  });
+});
+
+describe('close', () => {
+  it('may be called twice, also before any call; calls after it are refused', async () => {
+    const unused = orchestrator();
+    await unused.close();
+    await unused.close();
+
+    const orch = orchestrator();
+    expect((await orch.ready(host(hostname))).ok).toBe(true);
+    await orch.close();
+    await orch.close();
+    await expect(orch.joinUserdata()).rejects.toThrow(
+      new SwarmError(`the orchestrator of unix://${engine.socketPath} is closed`),
+    );
+    expect(await orch.ready(host(hostname))).toEqual({
+      ok: false,
+      detail: `the orchestrator of unix://${engine.socketPath} is closed`,
+    });
+  });
+});
+
+describe('ready', () => {
   it('is ok for a ready, active node and says why not otherwise', async () => {
     const orch = orchestrator();
-    expect(await orch.nodeReady(host(hostname))).toEqual({
+    expect(await orch.ready(host(hostname))).toEqual({
       ok: true,
       detail: `node ${hostname}: status ready, availability active`,
     });
-    expect(await orch.nodeReady(host('web-1-1'))).toEqual({ ok: false, detail: 'no node with hostname web-1-1' });
+    expect(await orch.ready(host('web-1-1'))).toEqual({ ok: false, detail: 'no node with hostname web-1-1' });
     await updateNode({ Availability: 'pause' });
     try {
-      expect(await orch.nodeReady(host(hostname))).toEqual({
+      expect(await orch.ready(host(hostname))).toEqual({
         ok: false,
         detail: `node ${hostname}: status ready, availability pause`,
       });
@@ -243,21 +308,21 @@ describe('nodeReady', () => {
     const orch = orchestrator({ labels });
     // Not ready (paused): no labels yet.
     await updateNode({ Availability: 'pause' });
-    expect((await orch.nodeReady(host(hostname))).ok).toBe(false);
+    expect((await orch.ready(host(hostname))).ok).toBe(false);
     expect((await inspectNode()).Spec.Labels).toEqual({ keep: 'me', zone: 'z' });
     await updateNode({ Availability: 'active' });
 
-    expect((await orch.nodeReady(host(hostname))).ok).toBe(true);
+    expect((await orch.ready(host(hostname))).ok).toBe(true);
     const first = await inspectNode();
     expect(first.Spec.Labels).toEqual({ keep: 'me', 'stele.fleet': 'web', zone: 'a' });
     expect(first.Spec.Availability).toBe('active');
-    expect((await orch.nodeReady(host(hostname))).ok).toBe(true);
-    expect((await orch.nodeReady(host(hostname))).ok).toBe(true);
+    expect((await orch.ready(host(hostname))).ok).toBe(true);
+    expect((await orch.ready(host(hostname))).ok).toBe(true);
     expect((await inspectNode()).Version.Index).toBe(first.Version.Index);
 
     // A label that changed is written again.
     const changed = orchestrator({ labels: { zone: 'b' } });
-    expect((await changed.nodeReady(host(hostname))).ok).toBe(true);
+    expect((await changed.ready(host(hostname))).ok).toBe(true);
     const second = await inspectNode();
     expect(second.Version.Index).toBeGreaterThan(first.Version.Index);
     expect(second.Spec.Labels).toEqual({ keep: 'me', 'stele.fleet': 'web', zone: 'b' });
@@ -284,7 +349,7 @@ describe('drain', () => {
       expect(after.filter((t) => t.DesiredState === 'running')).toEqual([]);
       expect(after.filter((t) => t.Status.State === 'running')).toEqual([]);
       expect((await inspectNode()).Spec.Availability).toBe('drain');
-      expect(await orch.nodeReady(host(hostname))).toEqual({
+      expect(await orch.ready(host(hostname))).toEqual({
         ok: false,
         detail: `node ${hostname}: status ready, availability drain`,
       });
@@ -339,7 +404,7 @@ describe('endpoints', () => {
   it('speaks TLS over tcp:// and https:// with the given client certificate', async () => {
     for (const endpoint of [`tcp://127.0.0.1:${apiPort}`, `https://127.0.0.1:${apiPort}`]) {
       const orch = new SwarmOrchestrator({ endpoint, tls, drainSeconds: 5 });
-      expect(await orch.nodeReady(host(hostname))).toEqual({
+      expect(await orch.ready(host(hostname))).toEqual({
         ok: true,
         detail: `node ${hostname}: status ready, availability active`,
       });
@@ -382,7 +447,7 @@ describe('endpoints', () => {
       );
     }
     // A health check does not throw: it fails, and the rollout keeps checking.
-    const res = await missing.nodeReady(host('web-1-1'));
+    const res = await missing.ready(host('web-1-1'));
     expect(res.ok).toBe(false);
     expect(res.detail).toContain('cannot reach the Docker endpoint unix:///nonexistent.sock (ENOENT)');
     await missing.close();
@@ -409,24 +474,57 @@ describe('endpoints', () => {
     );
     expect(() => new SwarmOrchestrator({ endpoint: 'tcp://[::1]:2376', tls, drainSeconds: 5 })).not.toThrow();
   });
+});
 
-  it('takes its options from a fleet.yml swarm section', () => {
-    expect(
-      swarmOptionsFromConfig({
-        type: 'swarm',
-        endpoint: 'unix:///run/docker.sock',
-        labels: { a: 'b' },
-        drainSeconds: 30,
-      }),
-    ).toEqual({ endpoint: 'unix:///run/docker.sock', labels: { a: 'b' }, drainSeconds: 30 });
-    const config = {
-      type: 'swarm' as const,
-      endpoint: 'tcp://manager:2376',
+describe('plugin', () => {
+  it('builds the orchestrator from a fleet.yml swarm section, reading the TLS secrets through the runtime', async () => {
+    const asked: string[] = [];
+    const config: SwarmConfig = {
+      type: 'swarm',
+      endpoint: `tcp://127.0.0.1:${apiPort}`,
       tls: { ca: { file: 'ca.pem' }, cert: { file: 'cert.pem' }, key: { env: 'SWARM_KEY' } },
-      drainSeconds: 120,
+      labels: { 'stele.plugin': 'yes' },
+      drainSeconds: 30,
     };
-    expect(() => swarmOptionsFromConfig(config)).toThrow(SwarmError);
-    expect(swarmOptionsFromConfig(config, tls)).toEqual({ endpoint: 'tcp://manager:2376', tls, drainSeconds: 120 });
+    const secrets = { 'ca.pem': tls.ca, 'cert.pem': tls.cert, SWARM_KEY: tls.key };
+    expect(plugin.type).toBe('swarm');
+    const orch = await plugin.create(config, context(secrets, asked));
+    try {
+      expect(asked).toEqual(['orchestrator.tls.ca', 'orchestrator.tls.cert', 'orchestrator.tls.key']);
+      expect((await orch.ready(host(hostname))).ok).toBe(true);
+      // The labels came along: ready set them.
+      expect((await inspectNode()).Spec.Labels).toMatchObject({ 'stele.plugin': 'yes' });
+    } finally {
+      await orch.close();
+    }
+  });
+
+  it('reads no secret without tls, and passes a secret that cannot be read on as it is', async () => {
+    const asked: string[] = [];
+    const plain = await plugin.create(
+      { type: 'swarm', endpoint: `unix://${engine.socketPath}`, drainSeconds: 5 },
+      context({}, asked),
+    );
+    expect(asked).toEqual([]);
+    expect((await plain.ready(host(hostname))).ok).toBe(true);
+    await plain.close();
+
+    const config: SwarmConfig = {
+      type: 'swarm',
+      endpoint: `tcp://127.0.0.1:${apiPort}`,
+      tls: { ca: { file: 'ca.pem' }, cert: { file: 'cert.pem' }, key: { env: 'SWARM_KEY' } },
+      drainSeconds: 30,
+    };
+    await expect(plugin.create(config, context({ 'ca.pem': tls.ca, 'cert.pem': tls.cert }))).rejects.toThrow(
+      'orchestrator.tls.key: SWARM_KEY is not set',
+    );
+  });
+
+  it('refuses an endpoint it cannot use as a SwarmError', async () => {
+    const config: SwarmConfig = { type: 'swarm', endpoint: 'ssh://admin@manager', drainSeconds: 5 };
+    await expect(plugin.create(config, context({}))).rejects.toThrow(
+      new SwarmError('ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://'),
+    );
   });
 });
 
