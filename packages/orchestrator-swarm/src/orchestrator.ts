@@ -6,7 +6,15 @@
 // Nodes are found by hostname: the rollout engine gives every host its name as hostname.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { HealthResult, HostRecord, Orchestrator, UserData } from '@stele/fleet';
+import {
+  classify,
+  type ErrorKind,
+  FleetError,
+  type HealthResult,
+  type HostRecord,
+  type Orchestrator,
+  type UserData,
+} from '@stele/fleet';
 import type Dockerode from 'dockerode';
 
 export interface SwarmOrchestratorOptions {
@@ -22,11 +30,19 @@ export interface SwarmOrchestratorOptions {
   pollMs?: number;
 }
 
-export class SwarmError extends Error {
+/**
+ * What went wrong, in the fleet's three kinds: `user` for what only configuration can mend (the
+ * endpoint, its TLS material, an engine that is not a manager), `retryable` when nothing answered,
+ * otherwise as the fleet classifies the engine's answer (429 and 502–504 retryable, else fatal).
+ */
+export class SwarmError extends FleetError {
   override name = 'SwarmError';
 }
 
 const SSH_MESSAGE = 'ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://';
+
+/** Node's codes for a server certificate that is not trusted, or a TLS handshake refused. */
+const TLS_TRUST = /CERT|SELF_SIGNED|LEAF_SIGNATURE|HOSTNAME_MISMATCH|^ERR_SSL_|^ERR_TLS_/;
 
 /** Errors that mean nothing answered at the endpoint. */
 const UNREACHABLE = new Set([
@@ -85,21 +101,24 @@ function clientOptions(endpoint: string, tls: SwarmOrchestratorOptions['tls']): 
     timeout: REQUEST_TIMEOUT_MS,
     connectionTimeout: CONNECT_TIMEOUT_MS,
   };
-  if (endpoint.startsWith('ssh://')) throw new SwarmError(SSH_MESSAGE);
+  if (endpoint.startsWith('ssh://')) throw new SwarmError(SSH_MESSAGE, 'user');
   if (endpoint.startsWith('unix://')) {
     const socketPath = endpoint.slice('unix://'.length);
     if (!socketPath.startsWith('/'))
-      throw new SwarmError(`bad Docker endpoint '${endpoint}': want unix:///absolute/path`);
-    if (tls) throw new SwarmError(`tls does not apply to the unix socket endpoint ${endpoint}`);
+      throw new SwarmError(`bad Docker endpoint '${endpoint}': want unix:///absolute/path`, 'user');
+    if (tls) throw new SwarmError(`tls does not apply to the unix socket endpoint ${endpoint}`, 'user');
     return { ...base, socketPath };
   }
   const m = /^(tcp|http|https):\/\/([^/:[\]]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?\/?$/.exec(endpoint);
   if (!m) {
-    throw new SwarmError(`bad Docker endpoint '${endpoint}': want unix:///path, tcp://host:port or https://host:port`);
+    throw new SwarmError(
+      `bad Docker endpoint '${endpoint}': want unix:///path, tcp://host:port or https://host:port`,
+      'user',
+    );
   }
   const [, scheme, rawHost = '', port] = m;
   if (scheme === 'http' && tls) {
-    throw new SwarmError(`tls is set but the endpoint ${endpoint} is plain http: use tcp:// or https://`);
+    throw new SwarmError(`tls is set but the endpoint ${endpoint} is plain http: use tcp:// or https://`, 'user');
   }
   const protocol = scheme === 'https' || (scheme === 'tcp' && tls) ? 'https' : 'http';
   return {
@@ -147,7 +166,7 @@ export class SwarmOrchestrator implements Orchestrator {
   constructor(opts: SwarmOrchestratorOptions) {
     this.endpoint = opts.endpoint;
     if (!Number.isFinite(opts.drainSeconds) || opts.drainSeconds < 0) {
-      throw new SwarmError(`drainSeconds must be a number of seconds ≥ 0, got ${opts.drainSeconds}`);
+      throw new SwarmError(`drainSeconds must be a number of seconds ≥ 0, got ${opts.drainSeconds}`, 'user');
     }
     this.drainMs = opts.drainSeconds * 1000;
     this.pollMs = Math.max(10, opts.pollMs ?? 2000);
@@ -161,7 +180,7 @@ export class SwarmOrchestrator implements Orchestrator {
 
   /** dockerode, loaded on first use: commands that never reach a swarm start faster. */
   private docker(): Promise<Dockerode> {
-    if (this.closed) return Promise.reject(new SwarmError(`the orchestrator of ${this.endpoint} is closed`));
+    if (this.closed) return Promise.reject(new SwarmError(`the orchestrator of ${this.endpoint} is closed`, 'fatal'));
     this.client ??= import('dockerode').then((m) => new m.default(this.options));
     return this.client;
   }
@@ -193,7 +212,8 @@ export class SwarmOrchestrator implements Orchestrator {
     const at = this.endpoint;
     if (e.code && UNREACHABLE.has(e.code)) {
       const cause = e.code === 'ECONNRESET' ? 'ECONNRESET: connection reset or request timed out' : e.code;
-      return new SwarmError(`cannot reach the Docker endpoint ${at} (${cause}) to ${what}`, { cause: err });
+      const kind = e.code === 'EACCES' ? 'user' : 'retryable';
+      return new SwarmError(`cannot reach the Docker endpoint ${at} (${cause}) to ${what}`, kind, { cause: err });
     }
     if (e.statusCode !== undefined) {
       // The engine's own words: {message} in JSON, else the plain-text body (dockerode hands
@@ -208,12 +228,15 @@ export class SwarmOrchestrator implements Orchestrator {
             : e.message.replace(/^\(HTTP code \d+\) [^-]*- /, '')
       ).trim();
       if (e.statusCode === 503 && /not (a swarm manager|part of a swarm)/i.test(message)) {
-        return new SwarmError(`the Docker Engine at ${at} is not a Swarm manager: ${message}`, { cause: err });
+        return new SwarmError(`the Docker Engine at ${at} is not a Swarm manager: ${message}`, 'user', { cause: err });
       }
-      return new SwarmError(`${at}: could not ${what} (HTTP ${e.statusCode}): ${message}`, { cause: err });
+      // An https endpoint spoken to in plain http (tls missing in the fleet.yml) says so with a 400.
+      const kind: ErrorKind = /HTTP request to an HTTPS server/i.test(message) ? 'user' : classify(err);
+      return new SwarmError(`${at}: could not ${what} (HTTP ${e.statusCode}): ${message}`, kind, { cause: err });
     }
     const detail = e.code ? `${e.code}: ${e.message}` : (e.message ?? String(err));
-    return new SwarmError(`${at}: could not ${what}: ${detail}`, { cause: err });
+    const kind: ErrorKind = e.code && TLS_TRUST.test(e.code) ? 'user' : classify(err);
+    return new SwarmError(`${at}: could not ${what}: ${detail}`, kind, { cause: err });
   }
 
   private async findNode(host: HostRecord): Promise<NodeInfo | undefined> {
@@ -260,22 +283,26 @@ export class SwarmOrchestrator implements Orchestrator {
     const swarm = info.Swarm ?? {};
     const state = swarm.LocalNodeState || 'unknown';
     if (state !== 'active') {
-      throw new SwarmError(`the Docker Engine at ${this.endpoint} is not a Swarm manager (LocalNodeState: ${state})`);
+      throw new SwarmError(
+        `the Docker Engine at ${this.endpoint} is not a Swarm manager (LocalNodeState: ${state})`,
+        'user',
+      );
     }
     if (!swarm.ControlAvailable) {
       throw new SwarmError(
         `the Docker Engine at ${this.endpoint} is not a Swarm manager (LocalNodeState: active, but it is a worker): ` +
           'point the endpoint at a manager',
+        'user',
       );
     }
     // The managers' advertised addresses: what a new host must dial.
     const managers = (swarm.RemoteManagers ?? []).map((m) => m.Addr).filter((a): a is string => !!a);
-    if (!managers.length) throw new SwarmError(`the swarm of ${this.endpoint} lists no manager addresses`);
+    if (!managers.length) throw new SwarmError(`the swarm of ${this.endpoint} lists no manager addresses`, 'fatal');
     const inspect = (await this.call('inspect the swarm', (d) => d.swarmInspect())) as {
       JoinTokens?: { Worker?: string };
     };
     const token = inspect.JoinTokens?.Worker;
-    if (!token) throw new SwarmError(`the swarm of ${this.endpoint} has no worker join token`);
+    if (!token) throw new SwarmError(`the swarm of ${this.endpoint} has no worker join token`, 'fatal');
     return { swarm: { entries: { manager: { content: managers.join('\n') }, token: { content: token } } } };
   }
 

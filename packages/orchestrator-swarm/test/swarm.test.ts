@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { HostRecord, PluginContext } from '@stele/fleet';
+import { classify, type HostRecord, type PluginContext } from '@stele/fleet';
 import { type Dockerd, freePort, startDockerd } from '@stele/test-peers';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -227,10 +227,13 @@ describe('joinUserdata', () => {
       expect((err as Error).message).toBe(
         `the Docker Engine at ${endpoint} is not a Swarm manager (LocalNodeState: inactive)`,
       );
-      // The node API answers 503 there: a clear error for drain, a failed check for ready.
-      await expect(orch.drain(host('web-1-1'))).rejects.toThrow(
-        `the Docker Engine at ${endpoint} is not a Swarm manager`,
-      );
+      // Only the user can mend it: not retried, the rollout waits for them.
+      expect(classify(err)).toBe('user');
+      // The node API answers 503 there: a clear error for drain (the user's too, although a 503
+      // is otherwise retried), a failed check for ready.
+      const drainErr = await orch.drain(host('web-1-1')).catch((e: unknown) => e);
+      expect((drainErr as Error).message).toContain(`the Docker Engine at ${endpoint} is not a Swarm manager`);
+      expect(classify(drainErr)).toBe('user');
       const res = await orch.ready(host('web-1-1'));
       expect(res.ok).toBe(false);
       expect(res.detail).toContain(`${endpoint} is not a Swarm manager`);
@@ -272,9 +275,10 @@ describe('close', () => {
     expect((await orch.ready(host(hostname))).ok).toBe(true);
     await orch.close();
     await orch.close();
-    await expect(orch.joinUserdata()).rejects.toThrow(
-      new SwarmError(`the orchestrator of unix://${engine.socketPath} is closed`),
-    );
+    const err = await orch.joinUserdata().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SwarmError);
+    expect((err as Error).message).toBe(`the orchestrator of unix://${engine.socketPath} is closed`);
+    expect(classify(err)).toBe('fatal');
     expect(await orch.ready(host(hostname))).toEqual({
       ok: false,
       detail: `the orchestrator of unix://${engine.socketPath} is closed`,
@@ -423,6 +427,7 @@ describe('endpoints', () => {
     expect((err as Error).message).toBe(
       `${endpoint}: could not read docker info (HTTP 400): Client sent an HTTP request to an HTTPS server.`,
     );
+    expect(classify(err)).toBe('user');
     await plain.close();
 
     const wrongCa = new SwarmOrchestrator({ endpoint, tls: { ...tls, ca: otherCa }, drainSeconds: 5 });
@@ -430,6 +435,7 @@ describe('endpoints', () => {
     expect(err2).toBeInstanceOf(SwarmError);
     expect((err2 as Error).message).toContain(endpoint);
     expect((err2 as Error).message).toMatch(/certificate/);
+    expect(classify(err2)).toBe('user');
     await wrongCa.close();
   });
 
@@ -445,6 +451,8 @@ describe('endpoints', () => {
       expect((err as Error).message).toMatch(
         /^cannot reach the Docker endpoint unix:\/\/\/nonexistent\.sock \(ENOENT\)/,
       );
+      // The engine may be restarting: retried.
+      expect(classify(err)).toBe('retryable');
     }
     // A health check does not throw: it fails, and the rollout keeps checking.
     const res = await missing.ready(host('web-1-1'));
@@ -454,16 +462,33 @@ describe('endpoints', () => {
 
     const closedPort = await freePort();
     const refused = new SwarmOrchestrator({ endpoint: `tcp://127.0.0.1:${closedPort}`, drainSeconds: 5 });
-    await expect(refused.joinUserdata()).rejects.toThrow(
+    const err = await refused.joinUserdata().catch((e: unknown) => e);
+    expect((err as Error).message).toContain(
       `cannot reach the Docker endpoint tcp://127.0.0.1:${closedPort} (ECONNREFUSED)`,
     );
+    expect(classify(err)).toBe('retryable');
     await refused.close();
   });
 
-  it('refuses ssh:// and malformed endpoints in the constructor', () => {
+  it('refuses ssh:// and malformed endpoints in the constructor, errors for the user to mend', () => {
     expect(() => new SwarmOrchestrator({ endpoint: 'ssh://admin@manager', drainSeconds: 5 })).toThrow(
-      new SwarmError('ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://'),
+      'ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://',
     );
+    for (const opts of [
+      { endpoint: 'ssh://admin@manager', drainSeconds: 5 },
+      { endpoint: 'ftp://manager', drainSeconds: 5 },
+      { endpoint: 'unix:///run/docker.sock', tls, drainSeconds: 5 },
+      { endpoint: 'unix:///run/docker.sock', drainSeconds: -1 },
+    ]) {
+      let err: unknown;
+      try {
+        new SwarmOrchestrator(opts);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, opts.endpoint).toBeInstanceOf(SwarmError);
+      expect(classify(err), opts.endpoint).toBe('user');
+    }
     expect(() => new SwarmOrchestrator({ endpoint: 'ftp://manager', drainSeconds: 5 })).toThrow(SwarmError);
     expect(() => new SwarmOrchestrator({ endpoint: 'unix://relative.sock', drainSeconds: 5 })).toThrow(SwarmError);
     expect(() => new SwarmOrchestrator({ endpoint: 'http://manager:2375', tls, drainSeconds: 5 })).toThrow(
@@ -522,9 +547,12 @@ describe('plugin', () => {
 
   it('refuses an endpoint it cannot use as a SwarmError', async () => {
     const config: SwarmConfig = { type: 'swarm', endpoint: 'ssh://admin@manager', drainSeconds: 5 };
-    await expect(plugin.create(config, context({}))).rejects.toThrow(
-      new SwarmError('ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://'),
+    const err = await plugin.create(config, context({})).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SwarmError);
+    expect((err as Error).message).toBe(
+      'ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://',
     );
+    expect(classify(err)).toBe('user');
   });
 });
 
