@@ -50,11 +50,16 @@ describe('stele fleet', () => {
   it('plan: nothing to do while the hosts run the image; a changed source file means a blue-green rollout', async () => {
     const first = JSON.parse((await stele('fleet', 'plan', '--json', FLEET)).out);
     writeState(first.to);
-    const same = await stele('fleet', 'plan', FLEET);
+    // From the state alone (the provider is not asked), the hosts run the image.
+    const same = await stele('fleet', 'plan', '--no-refresh', FLEET);
     expect(same.out).toMatch(/nothing to do/);
+    // Asked, the provider has no such VMs: the recorded hosts are lost, cleaned up and replaced.
+    const refreshed = await stele('fleet', 'plan', FLEET);
+    expect(refreshed.out).toMatch(/clean up web-dev-1-1, web-dev-1-2 \(lost/);
+    expect(refreshed.out).toMatch(/start web-dev-2-1, web-dev-2-2/);
 
     writeFileSync(join(dir, 'fleets/web/motd.txt'), 'version 2\n');
-    const next = JSON.parse((await stele('fleet', 'plan', '--json', FLEET)).out);
+    const next = JSON.parse((await stele('fleet', 'plan', '--no-refresh', '--json', FLEET)).out);
     expect(next.to).not.toBe(first.to);
     expect(next.from).toEqual([first.to]);
     expect(next.steps.map((s: { kind: string }) => s.kind)).toEqual([

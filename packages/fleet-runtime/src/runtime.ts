@@ -47,6 +47,7 @@ import {
   savedPlan,
   shortImage,
   startRollout,
+  type World,
 } from '@stele/fleet';
 import { authorizedKey, checkInterval, healthChecker } from '@stele/health';
 import { BuildError, buildImage, imageIdentity } from '@stele/image';
@@ -443,20 +444,33 @@ export class FleetRuntime {
     };
   }
 
-  /** What a rollout would do now (the provider's hosts included), and the plan to save. */
-  async plan(): Promise<{ plan: Plan; target: Target; saved: SavedPlan; location: string; refresh: Refresh }> {
+  /** The planner's answer, its refusals named after the fleet. */
+  private planFor(state: FleetState, identity: string, world?: World): Plan {
+    try {
+      return planRollout(this.planSettings(), state, identity, world);
+    } catch (err) {
+      if (err instanceof PlanError) throw new RuntimeError(`${this.fleet.name}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * What a rollout would do now, and the plan to save. With `refresh` (the default) the provider
+   * is asked which hosts exist; without, the plan is made from the state alone.
+   */
+  async plan(
+    opts: { refresh?: boolean } = {},
+  ): Promise<{ plan: Plan; target: Target; saved: SavedPlan; location: string }> {
     const target = await this.target();
     const store = await this.stateStore();
     const { state } = await store.read();
-    const world = await this.world(state);
-    const plan = planRollout(this.planSettings(), state, target.identity, world);
-    return {
-      plan,
-      target,
-      saved: savedPlan(plan, state, this.planSettings()),
-      location: store.location,
-      refresh: world,
-    };
+    try {
+      const world = opts.refresh === false ? undefined : await this.world(state);
+      const plan = this.planFor(state, target.identity, world);
+      return { plan, target, saved: savedPlan(plan, state, this.planSettings()), location: store.location };
+    } finally {
+      await this.closeAdapters();
+    }
   }
 
   /**
@@ -477,7 +491,7 @@ export class FleetRuntime {
           );
         }
         if (r.phase === 'stopped' && !opts.resume) {
-          planRollout(this.planSettings(), state, target.identity); // throws the planner's "stopped" message
+          this.planFor(state, target.identity); // throws the planner's "stopped" message
         }
         if (r.target !== target.identity) {
           throw new RuntimeError(
@@ -499,7 +513,7 @@ export class FleetRuntime {
           }
           plan = opts.plan.plan;
         } else {
-          plan = planRollout(this.planSettings(), state, target.identity, world);
+          plan = this.planFor(state, target.identity, world);
         }
         this.emit({ type: 'plan', plan });
         if (!plan.steps.length) return { state, plan };

@@ -141,7 +141,7 @@ function json(ctx: Context, value: unknown): void {
 const plan: Command = {
   name: 'plan',
   summary: 'show what a rollout of the fleet would do (hosts started, checked, baked, retired); --out saves it',
-  usage: '[--offline] [--pkg-org ORG] [--verify-key PUB] [--out PLAN.json] [--json] FLEET.yml',
+  usage: '[--offline] [--pkg-org ORG] [--verify-key PUB] [--out PLAN.json] [--no-refresh] [--json] FLEET.yml',
   positionals: { min: 1, max: 1 },
   examples: [
     'stele fleet plan fleets/swarm-worker/prod/fleet.yml',
@@ -152,11 +152,14 @@ const plan: Command = {
     ...COMMON,
     ...IMAGE,
     out: { type: 'string', placeholder: 'FILE', description: "save the plan for 'stele fleet rollout --plan FILE'" },
+    'no-refresh': {
+      type: 'boolean',
+      description: 'plan from the state alone, without asking the provider which hosts exist',
+    },
   },
   async run(ctx) {
     const rt = await runtimeOf(ctx, 'stele fleet plan');
-    const r = await userErrors(() => rt.plan());
-    await rt.closeAdapters();
+    const r = await userErrors(() => rt.plan({ refresh: !ctx.values['no-refresh'] }));
     const out = ctx.values.out as string | undefined;
     if (out) await writeFile(resolve(ctx.io.cwd, out), `${JSON.stringify(r.saved, null, 2)}\n`);
     if (ctx.values.json) {
