@@ -105,6 +105,18 @@ export function providerContract(name: string, setup: () => Promise<ProviderHarn
       await p.destroy(rec); // gone: still success
     }, 600_000);
 
+    it('create is idempotent per token: asked again with the same token, it returns the same host', async () => {
+      const name = h.hostName(4);
+      const req = { name, image: published, userdata: {}, token: 'contract-4' };
+      const first = await p.create(req);
+      made.push(record(first, A));
+      const again = await (await h.provider()).create(req);
+      expect(again.name).toBe(name);
+      expect(again.ref).toEqual(first.ref);
+      expect((await p.list()).filter((x) => x.name === name)).toHaveLength(1);
+      await p.destroy(record(first, A));
+    }, 600_000);
+
     it('a host made just before a crash is found again by a new provider, with its image', async () => {
       const name = h.hostName(2);
       const host = await p.create({ name, image: published, userdata: {}, token: 'contract-2' });
