@@ -16,11 +16,18 @@ export const plugin: OrchestratorPlugin<SwarmConfig> = {
       cert: await ctx.secret(config.tls.cert, 'orchestrator.tls.cert'),
       key: await ctx.secret(config.tls.key, 'orchestrator.tls.key'),
     };
-    return new SwarmOrchestrator({
+    const orchestrator = new SwarmOrchestrator({
       endpoint: config.endpoint,
       drainSeconds: config.drainSeconds,
       ...(tls ? { tls } : {}),
       ...(config.labels ? { labels: config.labels } : {}),
     });
+    if (config.rotateJoinToken === false) {
+      // The fleet asked not to: another fleet or tool may be joining hosts with the same token.
+      orchestrator.rotateJoinSecret = async () => {
+        ctx.log(`${ctx.fleet}: the swarm's worker join token is not rotated (rotateJoinToken: false)`);
+      };
+    }
+    return orchestrator;
   },
 };

@@ -83,7 +83,7 @@ orchestratorContract('swarm (a manager and workers in network namespaces)', asyn
       timeoutMs: 60_000,
       orchestrator: () =>
         plugin.create(
-          { type: 'swarm', endpoint: `unix://${manager.engine.socketPath}`, drainSeconds: 10 },
+          { type: 'swarm', endpoint: `unix://${manager.engine.socketPath}`, drainSeconds: 10, rotateJoinToken: true },
           {
             fleet: 'contract',
             fleetFile: '/nonexistent/fleet.yml',

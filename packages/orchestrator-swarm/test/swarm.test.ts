@@ -510,6 +510,7 @@ describe('plugin', () => {
       tls: { ca: { file: 'ca.pem' }, cert: { file: 'cert.pem' }, key: { env: 'SWARM_KEY' } },
       labels: { 'stele.plugin': 'yes' },
       drainSeconds: 30,
+      rotateJoinToken: true,
     };
     const secrets = { 'ca.pem': tls.ca, 'cert.pem': tls.cert, SWARM_KEY: tls.key };
     expect(plugin.type).toBe('swarm');
@@ -527,7 +528,7 @@ describe('plugin', () => {
   it('reads no secret without tls, and passes a secret that cannot be read on as it is', async () => {
     const asked: string[] = [];
     const plain = await plugin.create(
-      { type: 'swarm', endpoint: `unix://${engine.socketPath}`, drainSeconds: 5 },
+      { type: 'swarm', endpoint: `unix://${engine.socketPath}`, drainSeconds: 5, rotateJoinToken: true },
       context({}, asked),
     );
     expect(asked).toEqual([]);
@@ -539,14 +540,31 @@ describe('plugin', () => {
       endpoint: `tcp://127.0.0.1:${apiPort}`,
       tls: { ca: { file: 'ca.pem' }, cert: { file: 'cert.pem' }, key: { env: 'SWARM_KEY' } },
       drainSeconds: 30,
+      rotateJoinToken: true,
     };
     await expect(plugin.create(config, context({ 'ca.pem': tls.ca, 'cert.pem': tls.cert }))).rejects.toThrow(
       'orchestrator.tls.key: SWARM_KEY is not set',
     );
   });
 
+  it('leaves the join token alone with rotateJoinToken: false (other fleets may be joining with it)', async () => {
+    const orch = await plugin.create(
+      { type: 'swarm', endpoint: `unix://${engine.socketPath}`, drainSeconds: 5, rotateJoinToken: false },
+      context({}),
+    );
+    const before = await orch.joinUserdata();
+    await orch.rotateJoinSecret();
+    expect(await orch.joinUserdata()).toEqual(before);
+    await orch.close();
+  });
+
   it('refuses an endpoint it cannot use as a SwarmError', async () => {
-    const config: SwarmConfig = { type: 'swarm', endpoint: 'ssh://admin@manager', drainSeconds: 5 };
+    const config: SwarmConfig = {
+      type: 'swarm',
+      endpoint: 'ssh://admin@manager',
+      drainSeconds: 5,
+      rotateJoinToken: true,
+    };
     const err = await plugin.create(config, context({})).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SwarmError);
     expect((err as Error).message).toBe(

@@ -170,6 +170,12 @@ export const orchestratorSchema = z.discriminatedUnion('type', [
     labels: z.record(z.string(), z.string()).optional(),
     /** How long to wait for tasks to leave a drained node before it is removed. */
     drainSeconds: int.min(0).default(120),
+    /**
+     * Rotate the worker join token after each rollout, so one left in a host's user data can't be
+     * used again. Turn off only when several fleets (or other tools) join hosts to this swarm at
+     * the same time: the token is the whole swarm's.
+     */
+    rotateJoinToken: z.boolean().default(true),
   }),
   strict({
     type: z.literal('ecs'),
