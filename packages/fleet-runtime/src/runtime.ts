@@ -51,7 +51,7 @@ import {
 } from '@stele/fleet';
 import { authorizedKey, checkInterval, healthChecker } from '@stele/health';
 import { BuildError, buildImage, imageIdentity } from '@stele/image';
-import { type Fleet, formatError, parseFleet, resolveCount } from '@stele/manifest';
+import { type Fleet, formatError, parseFleet, readManifestFile, resolveCount } from '@stele/manifest';
 import { Store, writeFileAtomic, writeJsonAtomic } from '@stele/oci';
 import { isBug, RuntimeError } from './errors.ts';
 import { available, registry as defaultRegistry, type Registry } from './registry.ts';
@@ -114,15 +114,11 @@ export interface PruneReport {
   kept: string[];
 }
 
-/** Reads and checks a fleet.yml; every error at file:line:col. */
+/** Reads and checks a fleet.yml (bounded, like every manifest); every error at file:line:col. */
 export async function loadFleet(file: string): Promise<Fleet> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new RuntimeError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
-  }
-  const r = parseFleet(text, file);
+  const text = await readManifestFile(file, file);
+  if (!text.ok) throw new RuntimeError(text.errors.map(formatError).join('\n'));
+  const r = parseFleet(text.text, file);
   if (!r.ok) throw new RuntimeError(r.errors.map(formatError).join('\n'));
   return r.value;
 }
