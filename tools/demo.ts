@@ -129,7 +129,11 @@ try {
   }
 
   say('plan a blue-green rollout of this image to the production fleet (3 hosts on vSphere; nothing is changed)');
-  await stele(['fleet', 'plan', '--pkg-org', org, join(REPO, 'fleets/swarm-worker/prod/fleet.yml')], env);
+  // --no-refresh: the plan from the state alone — asking vCenter would send packets off this machine.
+  await stele(
+    ['fleet', 'plan', '--no-refresh', '--pkg-org', org, join(REPO, 'fleets/swarm-worker/prod/fleet.yml')],
+    env,
+  );
 
   say(`done. 'stele fleet rollout' works with qemu hosts and a Swarm manager (test/e2e); vSphere and AWS: not yet`);
 } catch (err) {

@@ -159,15 +159,14 @@ export class FleetRuntime {
     this.clock = opts.clock ?? realClock;
   }
 
-  /** Reads the fleet.yml and checks that this Stele has an adapter for each of its sections. */
+  /** Reads the fleet.yml. Commands that need its adapters check first that this Stele has each. */
   static async open(opts: RuntimeOptions): Promise<FleetRuntime> {
     const file = resolve(opts.file);
-    const rt = new FleetRuntime(await loadFleet(file), file, opts);
-    rt.check();
-    return rt;
+    return new FleetRuntime(await loadFleet(file), file, opts);
   }
 
-  private check(): void {
+  /** Refuses, before anything is done, a section this Stele has no adapter for. */
+  check(): void {
     const { provider, orchestrator, state } = this.fleet;
     const r = this.registry;
     if (!r.providers[provider.type]) {
@@ -375,6 +374,7 @@ export class FleetRuntime {
 
   /** `stele fleet publish`: the target image published, and recorded in the fleet's state. */
   async publishRecorded(): Promise<PublishedImage & { reused: boolean }> {
+    this.check();
     await this.target();
     const session = await this.open();
     try {
@@ -460,6 +460,7 @@ export class FleetRuntime {
     const target = await this.target();
     const store = await this.stateStore();
     const { state } = await store.read();
+    if (opts.refresh !== false) this.check();
     try {
       const world = opts.refresh === false ? undefined : await this.world(state);
       const plan = this.planFor(state, target.identity, world);
@@ -474,6 +475,7 @@ export class FleetRuntime {
    * `resume`), else plans (or takes the saved plan, refused if anything moved) and runs it.
    */
   async rollout(opts: { plan?: SavedPlan; resume?: boolean } = {}): Promise<{ state: FleetState; plan?: Plan }> {
+    this.check();
     const target = await this.target();
     const session = await this.open();
     try {
@@ -531,6 +533,7 @@ export class FleetRuntime {
 
   /** Undoes a running or stopped rollout: its hosts that have not passed their checks are removed. */
   async rollback(): Promise<FleetState> {
+    this.check();
     const session = await this.open();
     try {
       const deps = await this.deps(session);
@@ -552,6 +555,7 @@ export class FleetRuntime {
       ...(lease && !lapsed(lease) ? { lease } : {}),
     };
     if (opts.refresh) {
+      this.check();
       const world = await this.world(state);
       report.lost = world.lost;
       report.leaked = world.leakedHosts.map((h) => ({ name: h.name, image: h.image }));
@@ -566,6 +570,7 @@ export class FleetRuntime {
    * The unreadable one is kept in .stele/state-backups/.
    */
   async repair(): Promise<{ adopted: string[]; images: number; backup?: string; location: string }> {
+    this.check();
     const store = await this.stateStore();
     let readable = true;
     let version: string | undefined;
@@ -624,6 +629,7 @@ export class FleetRuntime {
    * no host uses, keeping the newest two (the current one and the previous, for a fast rollback).
    */
   async prune(opts: { dryRun?: boolean; hosts?: boolean; images?: boolean } = {}): Promise<PruneReport> {
+    this.check();
     const doHosts = opts.hosts ?? true;
     const doImages = opts.images ?? true;
     const dryRun = Boolean(opts.dryRun);

@@ -1,7 +1,7 @@
 // The runtime over an in-memory provider and orchestrator (registered like any adapter) and the
 // real file state: what each command does to the world and the state, saved plans, refresh,
 // repair, prune, the lock, secrets. The real adapters have contract and end-to-end tests.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
@@ -359,6 +359,10 @@ describe('fleet runtime', () => {
         'provider:\n  type: aws\n  region: eu-west-1\n  instanceType: t3.small\n  subnets: [subnet-1]\n  securityGroups: [sg-1]\n  bucket: my-bucket',
       ),
     );
-    await expect(rt()).rejects.toThrow(/provider aws is not available in this Stele \(available: qemu\)/);
+    const { runtime } = await rt();
+    await expect(runtime.rollout()).rejects.toThrow(/provider aws is not available in this Stele \(available: qemu\)/);
+    expect(existsSync(join(dir, 'web', 'dev', '.stele'))).toBe(false);
+    // A plan from the state alone needs no adapter.
+    expect((await runtime.plan({ refresh: false })).plan.creates).toEqual(['web-dev-1-1', 'web-dev-1-2']);
   });
 });
