@@ -66,7 +66,13 @@ function world(): { provider: Provider; orchestrator: Orchestrator; calls: () =>
 async function batch(n: number, concurrency: number): Promise<number> {
   const state: FleetState = { ...emptyState('b'), lineage: 'bench', generation: 1 };
   for (let i = 1; i <= n; i++) {
-    state.hosts.push({ name: `b-1-${i}`, image: 'sha256:old', generation: 1, status: 'live', createdAt: '' } as HostRecord);
+    state.hosts.push({
+      name: `b-1-${i}`,
+      image: 'sha256:old',
+      generation: 1,
+      status: 'live',
+      createdAt: '',
+    } as HostRecord);
   }
   const plan = planRollout({ fleet: 'b', hosts: n, maxSurge: n, minHealthy: n, bakeSeconds: 0 }, state, IMAGE.identity);
   const w = world();
@@ -91,7 +97,9 @@ for (const concurrency of [10, 1]) {
   for (const n of [1, 3, 5]) {
     const s = await batch(n, concurrency);
     results[`${concurrency}:${n}`] = s;
-    console.log(`  ${concurrency === 1 ? 'one host at a time' : 'concurrent        '}  ${n} host(s): ${s.toFixed(2)} s`);
+    console.log(
+      `  ${concurrency === 1 ? 'one host at a time' : 'concurrent        '}  ${n} host(s): ${s.toFixed(2)} s`,
+    );
   }
 }
 for (const concurrency of [10, 1]) {

@@ -385,8 +385,9 @@ describe('stele fleet rollout on qemu with a real Swarm manager', () => {
           .map((n) => `${n.Description?.Hostname}:${n.Status?.State}`)
           .sort();
 
+      const swarm = mgr;
       const workerToken = async () =>
-        ((await mgr?.docker.swarmInspect()) as { JoinTokens: { Worker: string } }).JoinTokens.Worker;
+        ((await swarm.docker.swarmInspect()) as { JoinTokens: { Worker: string } }).JoinTokens.Worker;
       const tokenBefore = await workerToken();
       const first = await stele(args);
       console.log(`first rollout: ${(first.ms / 1000).toFixed(0)} s`);
