@@ -1,6 +1,6 @@
 // @stele/fleet-runtime: a fleet.yml turned into adapters (through the registry) and the fleet
 // commands the CLI prints: plan, rollout, rollback, status, repair, prune, unlock, publish.
-export { isBug, RuntimeError } from './errors.ts';
+export { isBug, isReported, RuntimeError } from './errors.ts';
 export { available, fileState, type Registry, registry } from './registry.ts';
 export {
   FleetRuntime,

@@ -53,7 +53,7 @@ import { authorizedKey, checkInterval, healthChecker } from '@stele/health';
 import { BuildError, buildImage, imageIdentity } from '@stele/image';
 import { type Fleet, formatError, parseFleet, readManifestFile, resolveCount } from '@stele/manifest';
 import { Store, writeFileAtomic, writeJsonAtomic } from '@stele/oci';
-import { isBug, RuntimeError } from './errors.ts';
+import { isBug, isReported, RuntimeError } from './errors.ts';
 import { available, registry as defaultRegistry, type Registry } from './registry.ts';
 import { secretReader } from './secrets.ts';
 
@@ -128,16 +128,7 @@ async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (
-      err instanceof RuntimeError ||
-      err instanceof StateError ||
-      err instanceof PlanError ||
-      err instanceof RolloutError ||
-      err instanceof RolloutInterrupted ||
-      isBug(err)
-    ) {
-      throw err;
-    }
+    if (isReported(err) || isBug(err)) throw err;
     if (err instanceof BuildError) throw new RuntimeError(`${what}: ${err.message}`);
     throw new RuntimeError(`${what}: ${messageOf(err)}`, { cause: err });
   }

@@ -16,7 +16,8 @@ interface Owner {
   time: number;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this machine exists (one of another user's counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -90,7 +91,7 @@ async function describe(path: string): Promise<string> {
 async function breakIfStale(path: string, staleMs: number): Promise<void> {
   const owner = await readOwner(path);
   let stale = false;
-  if (owner && owner.host === hostname()) stale = !alive(owner.pid);
+  if (owner && owner.host === hostname()) stale = !processAlive(owner.pid);
   if (!stale) {
     try {
       const st = await stat(path);

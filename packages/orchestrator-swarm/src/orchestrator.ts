@@ -15,6 +15,7 @@ import {
   type Orchestrator,
   type UserData,
 } from '@stele/fleet';
+import { DockerEndpointError, dockerClientOptions } from '@stele/pkg/docker-endpoint';
 import type Dockerode from 'dockerode';
 
 export interface SwarmOrchestratorOptions {
@@ -38,8 +39,6 @@ export interface SwarmOrchestratorOptions {
 export class SwarmError extends FleetError {
   override name = 'SwarmError';
 }
-
-const SSH_MESSAGE = 'ssh:// Docker endpoints are not supported yet; use tcp:// with tls or unix://';
 
 /** Node's codes for a server certificate that is not trusted, or a TLS handshake refused. */
 const TLS_TRUST = /CERT|SELF_SIGNED|LEAF_SIGNATURE|HOSTNAME_MISMATCH|^ERR_SSL_|^ERR_TLS_/;
@@ -86,48 +85,18 @@ interface TaskInfo {
   Status?: { State?: string };
 }
 
-/** dockerode options for a Docker endpoint; every field set, so that DOCKER_* variables never leak in. */
+/** dockerode options for a Docker endpoint (pkg's one rule for it); its refusals are the user's. */
 function clientOptions(endpoint: string, tls: SwarmOrchestratorOptions['tls']): Dockerode.DockerOptions {
-  const base = {
-    socketPath: undefined,
-    host: undefined,
-    port: undefined,
-    protocol: undefined,
-    ca: undefined,
-    cert: undefined,
-    key: undefined,
-    version: undefined,
-    pathPrefix: undefined,
-    timeout: REQUEST_TIMEOUT_MS,
-    connectionTimeout: CONNECT_TIMEOUT_MS,
-  };
-  if (endpoint.startsWith('ssh://')) throw new SwarmError(SSH_MESSAGE, 'user');
-  if (endpoint.startsWith('unix://')) {
-    const socketPath = endpoint.slice('unix://'.length);
-    if (!socketPath.startsWith('/'))
-      throw new SwarmError(`bad Docker endpoint '${endpoint}': want unix:///absolute/path`, 'user');
-    if (tls) throw new SwarmError(`tls does not apply to the unix socket endpoint ${endpoint}`, 'user');
-    return { ...base, socketPath };
+  try {
+    return dockerClientOptions(endpoint, {
+      ...(tls ? { tls } : {}),
+      timeout: REQUEST_TIMEOUT_MS,
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+    });
+  } catch (err) {
+    if (err instanceof DockerEndpointError) throw new SwarmError(err.message, 'user');
+    throw err;
   }
-  const m = /^(tcp|http|https):\/\/([^/:[\]]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?\/?$/.exec(endpoint);
-  if (!m) {
-    throw new SwarmError(
-      `bad Docker endpoint '${endpoint}': want unix:///path, tcp://host:port or https://host:port`,
-      'user',
-    );
-  }
-  const [, scheme, rawHost = '', port] = m;
-  if (scheme === 'http' && tls) {
-    throw new SwarmError(`tls is set but the endpoint ${endpoint} is plain http: use tcp:// or https://`, 'user');
-  }
-  const protocol = scheme === 'https' || (scheme === 'tcp' && tls) ? 'https' : 'http';
-  return {
-    ...base,
-    host: rawHost.replace(/^\[(.*)\]$/, '$1'),
-    port: port ? Number(port) : protocol === 'https' ? 2376 : 2375,
-    protocol,
-    ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}),
-  };
 }
 
 /** The engine refused an update made from a version someone else has updated since. */

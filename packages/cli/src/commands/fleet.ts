@@ -13,7 +13,7 @@ import {
   StateError,
   shortImage,
 } from '@stele/fleet';
-import { FleetRuntime, RuntimeError, type RuntimeEvent } from '@stele/fleet-runtime';
+import { FleetRuntime, isReported, type RuntimeEvent } from '@stele/fleet-runtime';
 import { defaultStoreDir } from '@stele/oci';
 import { type Command, type Context, UserError } from '../cli.ts';
 
@@ -121,15 +121,7 @@ async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (
-      err instanceof RuntimeError ||
-      err instanceof StateError ||
-      err instanceof PlanError ||
-      err instanceof RolloutError ||
-      err instanceof RolloutInterrupted
-    ) {
-      throw new UserError(err.message);
-    }
+    if (isReported(err)) throw new UserError(err.message);
     throw err;
   }
 }

@@ -6,20 +6,11 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { withLock, writeFileAtomic } from '@stele/oci';
+import { processAlive, withLock, writeFileAtomic } from '@stele/oci';
 import type { Lease, LeaseHolder, StateBackend } from '../ports.ts';
 import { describeLease, LeaseLostError, LockHeldError, StateConflictError, StateError } from './store.ts';
 
 const versionOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** A lease as stored, or `garbage` when the file holds something else. */
 function parseLease(text: string): Lease | 'garbage' {
@@ -35,7 +26,7 @@ function parseLease(text: string): Lease | 'garbage' {
 /** Over: past its expiry, or held by a process of this machine that no longer exists. */
 export function lapsed(lease: Lease, now = Date.now()): boolean {
   if (Date.parse(lease.expires) <= now) return true;
-  return lease.holder.host === hostname() && !alive(lease.holder.pid);
+  return lease.holder.host === hostname() && !processAlive(lease.holder.pid);
 }
 
 export class FileStateBackend implements StateBackend {
