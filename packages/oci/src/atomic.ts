@@ -1,13 +1,52 @@
 // Files that appear whole or not at all: written under a temp name beside the target, flushed to
 // disk, then renamed, and the directory flushed too, so the new name survives a power cut and not
-// only a killed process.
-import { randomBytes } from 'node:crypto';
+// only a killed process. A temp name says who writes it (pid and a tag of the host and pid
+// namespace), so a later run can tell the temp files of a writer that died from those of one
+// still at work.
+import { createHash, randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { processAlive } from './lock.ts';
+
+/**
+ * 8 hex digits naming this host and pid namespace: a pid means something only where both match
+ * (a store shared over NFS, or with a container, holds temp files of pids that are not ours).
+ */
+function ownerHost(): string {
+  let ns = '';
+  try {
+    ns = readlinkSync('/proc/self/ns/pid');
+  } catch {
+    /* not Linux: the host name alone */
+  }
+  return createHash('sha256').update(`${hostname()}\0${ns}`).digest('hex').slice(0, 8);
+}
+
+const HOST = ownerHost();
+
+/** `<pid>-<host tag>-<random>`: the part of a temp file's name that names its writer. */
+export function tempTag(): string {
+  return `${process.pid}-${HOST}-${randomBytes(4).toString('hex')}`;
+}
+
+const TAG = /(?:^|[.])(\d+)-([a-f0-9]{8})-[a-f0-9]+(?:\.tmp)?$/;
+
+/**
+ * True when the temp file `name` (made with tempTag) belongs to a writer on this host that is no
+ * longer running: it can be removed at once. Names of other hosts, or without a tag, are false.
+ */
+export function writerGone(name: string): boolean {
+  const m = TAG.exec(name);
+  if (!m || m[2] !== HOST) return false;
+  const pid = Number(m[1]);
+  return pid !== process.pid && !processAlive(pid);
+}
 
 /** A temp name beside `path` (same filesystem, so the final rename is atomic). */
 export function tempBeside(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${tempTag()}.tmp`);
 }
 
 /** Flushes a directory's entries (a rename in it) to disk; a filesystem that can't is let be. */

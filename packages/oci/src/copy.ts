@@ -1,14 +1,16 @@
+import { pipeline } from 'node:stream/promises';
 import {
   type Descriptor,
   formatPlatform,
   type ImageIndex,
+  MAX_MANIFEST_BYTES,
   type Platform,
   parseManifest,
   platformMatches,
 } from './descriptor.ts';
-import { sha256 } from './digest.ts';
+import { DigestVerifier, sha256 } from './digest.ts';
 import { MediaType } from './mediatypes.ts';
-import { Repository } from './registry/client.ts';
+import { RegistryError, Repository } from './registry/client.ts';
 import type { Sink, Source } from './target.ts';
 
 export type CopyEvent =
@@ -55,8 +57,9 @@ async function mapLimit<T>(items: T[], limit: number, fn: (t: T) => Promise<void
 
 /**
  * Copies the image or index `ref` names in `src` to `dst` under `tags` (for the store: reference
- * names). Blobs the destination already has are skipped (HEAD first), a manifest it already has
- * skips its blobs entirely, and between two repositories of one registry blobs are mounted.
+ * names). Blobs the destination already has are skipped (HEAD first), a manifest a registry
+ * already has skips its blobs entirely (the store checks each one: it may hold a damaged blob),
+ * and between two repositories of one registry blobs are mounted.
  */
 export async function copy(
   src: Source,
@@ -94,14 +97,24 @@ export async function copyDescriptor(
       );
     }
     for (const child of wanted) await copyDescriptor(src, child, dst, [], opts, result);
-  } else if (await dst.hasManifest(desc)) {
-    const n = 1 + m.manifest.layers.length;
-    result.blobsSkipped += n;
-    emit({ type: 'manifest', digest: desc.digest, mediaType: desc.mediaType, tags, skipped: true });
-    if (tags.length) await dst.pushManifest(desc, bytes, tags);
-    return;
   } else {
-    const blobs = [m.manifest.config, ...m.manifest.layers].filter((b) => !b.urls?.length);
+    const had = await dst.hasManifest(desc);
+    // A registry that has a manifest has every blob it refers to.
+    if (had && dst instanceof Repository) {
+      const n = 1 + m.manifest.layers.length;
+      result.blobsSkipped += n;
+      emit({ type: 'manifest', digest: desc.digest, mediaType: desc.mediaType, tags, skipped: true });
+      if (tags.length) await dst.pushManifest(desc, bytes, tags);
+      return;
+    }
+    const config = m.manifest.config;
+    if (src instanceof Repository && config.size > MAX_MANIFEST_BYTES) {
+      throw new RegistryError(
+        `${src.describe()}: the config ${config.digest} of ${desc.digest} is ${config.size} bytes, more than the ${MAX_MANIFEST_BYTES} a config may have`,
+      );
+    }
+    const copied = result.blobsCopied;
+    const blobs = [config, ...m.manifest.layers].filter((b) => !b.urls?.length);
     const mountFrom =
       src instanceof Repository &&
       dst instanceof Repository &&
@@ -135,6 +148,11 @@ export async function copyDescriptor(
       result.bytesCopied += b.size;
       emit({ type: 'blob-done', digest: b.digest, size: b.size, ms: Date.now() - t0 });
     });
+    if (had && result.blobsCopied === copied) {
+      if (tags.length) await dst.pushManifest(desc, bytes, tags);
+      emit({ type: 'manifest', digest: desc.digest, mediaType: desc.mediaType, tags, skipped: true });
+      return;
+    }
   }
   await dst.pushManifest(desc, bytes, tags);
   emit({ type: 'manifest', digest: desc.digest, mediaType: desc.mediaType, tags, skipped: false });
@@ -164,11 +182,27 @@ export function buildIndex(
 export async function platformOf(src: Source, desc: Descriptor): Promise<Platform> {
   const m = parseManifest(await src.fetchManifest(desc), desc.mediaType);
   if (m.kind !== 'manifest') throw new Error(`${desc.digest} is an index, not a single-platform image`);
+  const config = m.manifest.config;
+  if (config.size > MAX_MANIFEST_BYTES) {
+    throw new Error(
+      `the config of ${desc.digest} is ${config.size} bytes, more than the ${MAX_MANIFEST_BYTES} a config may have`,
+    );
+  }
   const chunks: Buffer[] = [];
-  for await (const c of await src.fetchBlob(m.manifest.config)) chunks.push(c as Buffer);
-  const cfg = JSON.parse(Buffer.concat(chunks).toString()) as { os?: string; architecture?: string; variant?: string };
-  if (!cfg.os || !cfg.architecture) throw new Error(`config of ${desc.digest} names no os/architecture`);
-  return { os: cfg.os, architecture: cfg.architecture, ...(cfg.variant ? { variant: cfg.variant } : {}) };
+  await pipeline(await src.fetchBlob(config), new DigestVerifier(config.digest, config.size), async (source) => {
+    for await (const c of source) chunks.push(c as Buffer);
+  });
+  let cfg: { os?: unknown; architecture?: unknown; variant?: unknown } | null;
+  try {
+    cfg = JSON.parse(Buffer.concat(chunks).toString()) as typeof cfg;
+  } catch {
+    throw new Error(`the config of ${desc.digest} is not valid JSON`);
+  }
+  const { os, architecture, variant } = cfg ?? {};
+  if (typeof os !== 'string' || typeof architecture !== 'string' || !os || !architecture) {
+    throw new Error(`config of ${desc.digest} names no os/architecture`);
+  }
+  return { os, architecture, ...(typeof variant === 'string' && variant ? { variant } : {}) };
 }
 
 /**

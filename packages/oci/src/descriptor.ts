@@ -1,4 +1,5 @@
 import { type Digest, parseDigest } from './digest.ts';
+import { parseJson } from './json.ts';
 import { isIndexType, isManifestType, MediaType } from './mediatypes.ts';
 
 export interface Platform {
@@ -40,6 +41,12 @@ export interface ImageIndex {
 
 export type Manifest = { kind: 'manifest'; manifest: ImageManifest } | { kind: 'index'; index: ImageIndex };
 
+/**
+ * The most bytes a manifest, index or image config may have: they are read whole into memory.
+ * (Registries put the same limit on manifests.)
+ */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
 /** The annotation LinuxKit's cache (and the OCI image layout) name index.json entries by. */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
@@ -52,6 +59,21 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
   if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) {
     throw new Error(`${where}.size: not a non-negative integer`);
   }
+  const strings = (v: unknown) =>
+    typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
+  if (o.annotations !== undefined && (!strings(o.annotations) || Array.isArray(o.annotations))) {
+    throw new Error(`${where}.annotations: not a map of strings`);
+  }
+  if (o.urls !== undefined && (!Array.isArray(o.urls) || !strings(o.urls))) {
+    throw new Error(`${where}.urls: not a list of strings`);
+  }
+  const p = o.platform;
+  if (
+    p !== undefined &&
+    (typeof p !== 'object' || p === null || typeof p.os !== 'string' || typeof p.architecture !== 'string')
+  ) {
+    throw new Error(`${where}.platform: wants os and architecture`);
+  }
   return o as Descriptor;
 }
 
@@ -62,12 +84,14 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
 export function parseManifest(bytes: Buffer | string, mediaType?: string): Manifest {
   let doc: Record<string, unknown>;
   try {
-    doc = JSON.parse(bytes.toString()) as Record<string, unknown>;
+    doc = parseJson(bytes.toString()) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`manifest is not JSON: ${(err as Error).message}`);
+    throw new Error(`manifest is ${(err as Error).message}`);
   }
-  if (!doc || typeof doc !== 'object') throw new Error('manifest is not a JSON object');
-  if (doc.schemaVersion !== 2) throw new Error(`unsupported manifest schemaVersion ${String(doc.schemaVersion)}`);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('manifest is not a JSON object');
+  if (doc.schemaVersion !== 2) {
+    throw new Error(`unsupported manifest schemaVersion ${JSON.stringify(doc.schemaVersion ?? null).slice(0, 40)}`);
+  }
   const type = typeof doc.mediaType === 'string' ? doc.mediaType : mediaType;
   const looksIndex = Array.isArray(doc.manifests);
   if (isIndexType(type) || (!isManifestType(type) && looksIndex)) {
@@ -87,7 +111,13 @@ export function parseManifest(bytes: Buffer | string, mediaType?: string): Manif
 
 /** The media type a manifest document declares, else the one implied by its shape. */
 export function manifestMediaType(bytes: Buffer | string): string {
-  const doc = JSON.parse(bytes.toString()) as { mediaType?: string; manifests?: unknown };
+  let doc: { mediaType?: unknown; manifests?: unknown } | null;
+  try {
+    doc = parseJson(bytes.toString()) as typeof doc;
+  } catch (err) {
+    throw new Error(`manifest is ${(err as Error).message}`);
+  }
+  if (!doc || typeof doc !== 'object') throw new Error('manifest is not a JSON object');
   if (typeof doc.mediaType === 'string') return doc.mediaType;
   return Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
 }

@@ -21,13 +21,18 @@ export class DigestError extends Error {
   }
 }
 
+/** A digest as messages quote it: at most 80 characters of whatever it was. */
+function quoted(digest: string): string {
+  return `'${digest.length > 80 ? `${digest.slice(0, 80)}…` : digest}'`;
+}
+
 export function parseDigest(digest: string): { algorithm: 'sha256' | 'sha512'; hex: string } {
   const i = digest.indexOf(':');
   const algorithm = digest.slice(0, i);
   const hex = digest.slice(i + 1);
-  const pattern = PATTERNS[algorithm];
-  if (i < 0 || !pattern) throw new Error(`unsupported digest algorithm in '${digest}' (want sha256 or sha512)`);
-  if (!pattern.test(hex)) throw new Error(`malformed digest '${digest}'`);
+  const pattern = Object.hasOwn(PATTERNS, algorithm) ? PATTERNS[algorithm] : undefined;
+  if (i < 0 || !pattern) throw new Error(`unsupported digest algorithm in ${quoted(digest)} (want sha256 or sha512)`);
+  if (!pattern.test(hex)) throw new Error(`malformed digest ${quoted(digest)}`);
   return { algorithm: algorithm as 'sha256' | 'sha512', hex };
 }
 

@@ -8,10 +8,12 @@ import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
-import { extract, pack } from 'tar-stream';
+import { pack } from 'tar-stream';
 import type { Descriptor, ImageManifest, Platform } from './descriptor.ts';
+import { parseJson } from './json.ts';
 import { MediaType } from './mediatypes.ts';
 import type { Store } from './store.ts';
+import { ArchiveError, eachTarEntry, readSmall } from './tarentries.ts';
 
 /** Entries up to this size are kept in memory (configs, manifest.json); larger ones are layers. */
 const SMALL = 1024 * 1024;
@@ -39,8 +41,36 @@ function normal(name: string): string {
  */
 export async function importDockerArchive(store: Store, archive: Readable): Promise<ImportedImage> {
   const [first] = await importDockerArchiveImages(store, archive);
-  if (!first) throw new Error('docker save archive has no image in manifest.json');
+  if (!first) throw new ArchiveError('docker save archive has no image in manifest.json');
   return first;
+}
+
+/** Small entries kept in memory while reading, in all: more is not a docker save archive. */
+const HELD_MAX = 512 * 1024 * 1024;
+
+/** An entry of manifest.json, checked: names of entries in the archive, and the image's tags. */
+function archiveManifest(bytes: Buffer): ArchiveManifest[] {
+  let doc: unknown;
+  try {
+    doc = parseJson(bytes.toString('utf8'));
+  } catch (err) {
+    throw new ArchiveError(`docker save archive: manifest.json is ${(err as Error).message}`);
+  }
+  if (!Array.isArray(doc)) throw new ArchiveError('docker save archive: manifest.json is not a list');
+  return doc.map((e: unknown, i) => {
+    const o = e as Partial<ArchiveManifest> | null;
+    const where = `docker save archive: manifest.json[${i}]`;
+    if (!o || typeof o !== 'object') throw new ArchiveError(`${where} is not an object`);
+    if (typeof o.Config !== 'string') throw new ArchiveError(`${where}.Config is not a file name`);
+    if (!Array.isArray(o.Layers) || !o.Layers.every((l) => typeof l === 'string')) {
+      throw new ArchiveError(`${where}.Layers is not a list of file names`);
+    }
+    const tags = o.RepoTags ?? [];
+    if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
+      throw new ArchiveError(`${where}.RepoTags is not a list of names`);
+    }
+    return { Config: o.Config, Layers: o.Layers, RepoTags: tags };
+  });
 }
 
 /** Every image of a `docker save` archive, stored as importDockerArchive does, with its RepoTags. */
@@ -50,36 +80,37 @@ export async function importDockerArchiveImages(
 ): Promise<(ImportedImage & { repoTags: string[] })[]> {
   const small = new Map<string, Buffer>();
   const layers = new Map<string, { digest: string; size: number }>();
-  const ex = extract();
-  archive.on('error', (err) => ex.destroy(err));
-  archive.pipe(ex);
-  for await (const entry of ex) {
-    const header = entry.header;
+  let held = 0;
+  await eachTarEntry(archive, async (header, entry) => {
     const name = normal(header.name);
-    if (header.type !== 'file' || (header.size ?? 0) === 0) {
-      entry.resume();
-      continue;
-    }
-    if ((header.size ?? 0) <= SMALL) {
-      const chunks: Buffer[] = [];
-      for await (const c of entry) chunks.push(c as Buffer);
-      small.set(name, Buffer.concat(chunks));
-      continue;
+    const size = header.size ?? 0;
+    if (header.type !== 'file' || size === 0) return;
+    if (size <= SMALL) {
+      held += size;
+      if (held > HELD_MAX) throw new ArchiveError(`docker save archive: more than ${HELD_MAX} bytes of small entries`);
+      small.set(name, await readSmall(entry, size, SMALL, name));
+      return;
     }
     const out = new PassThrough();
     const [, blob] = await Promise.all([pipeline(entry, createGzip(), out), store.writeBlob(out)]);
     layers.set(name, blob);
-  }
+  });
 
   const manifestJson = small.get('manifest.json');
-  if (!manifestJson) throw new Error('not a docker save archive: no manifest.json');
-  const entries = JSON.parse(manifestJson.toString('utf8')) as ArchiveManifest[];
-  if (!Array.isArray(entries)) throw new Error('docker save archive: manifest.json is not a list');
+  if (!manifestJson) throw new ArchiveError('not a docker save archive: no manifest.json');
   const images: (ImportedImage & { repoTags: string[] })[] = [];
-  for (const entry of entries) {
+  for (const entry of archiveManifest(manifestJson)) {
     const configBytes = small.get(normal(entry.Config));
-    if (!configBytes) throw new Error(`docker save archive lacks the config ${entry.Config}`);
-    const config = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
+    if (!configBytes) throw new ArchiveError(`docker save archive lacks the config ${entry.Config}`);
+    let config: Record<string, unknown>;
+    try {
+      config = parseJson(configBytes.toString('utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ArchiveError(`docker save archive: the config ${entry.Config} is ${(err as Error).message}`);
+    }
+    if (!config || typeof config !== 'object' || Array.isArray(config)) {
+      throw new ArchiveError(`docker save archive: the config ${entry.Config} is not a JSON object`);
+    }
     const configBlob = await store.writeBlob(configBytes);
 
     const layerDescs: Descriptor[] = [];
@@ -88,7 +119,7 @@ export async function importDockerArchiveImages(
       let blob = layers.get(name);
       if (!blob) {
         const raw = small.get(name);
-        if (!raw) throw new Error(`docker save archive lacks the layer ${l}`);
+        if (!raw) throw new ArchiveError(`docker save archive lacks the layer ${l}`);
         blob = await store.writeBlob(gzipSync(raw));
       }
       layerDescs.push({ mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size });
@@ -102,8 +133,8 @@ export async function importDockerArchiveImages(
     const bytes = Buffer.from(JSON.stringify(manifest));
     const written = await store.writeBlob(bytes);
     const platform: Platform = {
-      os: String(config.os ?? 'linux'),
-      architecture: String(config.architecture ?? 'amd64'),
+      os: typeof config.os === 'string' && config.os ? config.os : 'linux',
+      architecture: typeof config.architecture === 'string' && config.architecture ? config.architecture : 'amd64',
       ...(typeof config.variant === 'string' && config.variant ? { variant: config.variant } : {}),
     };
     images.push({

@@ -26,6 +26,17 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** A lock that could not be taken: the message names the lock file and says what to do. */
+export class LockError extends Error {
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super(message);
+    this.name = 'LockError';
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -58,10 +69,15 @@ export async function acquire(path: string, opts: LockOptions = {}): Promise<() 
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      await breakIfStale(path, staleMs);
-      if (Date.now() > deadline) {
-        throw new Error(`timed out after ${timeoutMs} ms waiting for lock ${path} (${await describe(path)})`);
+      const owner = await breakIfStale(path, staleMs);
+      if (owner === 'unreadable') {
+        throw new LockError(
+          `the lock file ${path} is unreadable (not written by stele, or damaged); ` +
+            'if no stele command that could hold it is running, remove that file and run again',
+          path,
+        );
       }
+      if (Date.now() > deadline) throw new LockError(timedOut(path, timeoutMs, owner), path);
       await sleep(delay + Math.random() * delay);
       delay = Math.min(delay * 2, 50);
     }
@@ -71,25 +87,61 @@ export async function acquire(path: string, opts: LockOptions = {}): Promise<() 
   return async () => {
     // Only remove the lock if it is still ours.
     const owner = await readOwner(path);
-    if (owner?.nonce === me.nonce) await unlink(path).catch(() => {});
+    if (typeof owner === 'object' && owner.nonce === me.nonce) await unlink(path).catch(() => {});
   };
 }
 
-async function readOwner(path: string): Promise<Owner | undefined> {
+function isOwner(o: unknown): o is Owner {
+  const x = o as Partial<Owner> | null;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    Number.isSafeInteger(x.pid) &&
+    typeof x.host === 'string' &&
+    typeof x.nonce === 'string' &&
+    typeof x.time === 'number'
+  );
+}
+
+/** The lock's owner; undefined when the file is gone, 'unreadable' when it holds no owner we can read. */
+async function readOwner(path: string): Promise<Owner | 'unreadable' | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as Owner;
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'unreadable';
+  }
+  try {
+    const o = JSON.parse(text) as unknown;
+    return isOwner(o) ? o : 'unreadable';
   } catch {
-    return undefined;
+    return 'unreadable';
   }
 }
 
-async function describe(path: string): Promise<string> {
-  const o = await readOwner(path);
-  return o ? `held by pid ${o.pid} on ${o.host} since ${new Date(o.time).toISOString()}` : 'owner unknown';
+function timedOut(path: string, timeoutMs: number, owner: Owner | undefined): string {
+  const waited = `timed out after ${timeoutMs / 1000} s waiting for the lock ${path}`;
+  if (!owner) return `${waited}; it changed hands all the time: try again`;
+  const since = new Date(owner.time).toISOString();
+  if (owner.host === hostname()) {
+    return (
+      `${waited}, held by pid ${owner.pid} (still running) since ${since}: ` +
+      `wait for that process, or stop it; once it has ended, stele takes the lock over by itself`
+    );
+  }
+  return (
+    `${waited}, held by pid ${owner.pid} on ${owner.host} since ${since}: ` +
+    `if that process no longer runs on ${owner.host}, remove ${path} and run again`
+  );
 }
 
-async function breakIfStale(path: string, staleMs: number): Promise<void> {
-  const owner = await readOwner(path);
+/**
+ * Breaks the lock when its owner is gone; returns the owner it found (when the lock stays), or
+ * 'unreadable' for a lock file that is not one of ours and is not old enough to break.
+ */
+async function breakIfStale(path: string, staleMs: number): Promise<Owner | 'unreadable' | undefined> {
+  const found = await readOwner(path);
+  const owner = found === 'unreadable' ? undefined : found;
   let stale = false;
   if (owner && owner.host === hostname()) stale = !processAlive(owner.pid);
   if (!stale) {
@@ -97,10 +149,10 @@ async function breakIfStale(path: string, staleMs: number): Promise<void> {
       const st = await stat(path);
       stale = Date.now() - st.mtimeMs > staleMs;
     } catch {
-      return;
+      return undefined;
     }
   }
-  if (!stale) return;
+  if (!stale) return found;
   // Move it aside, then check we moved the one we judged: if another process already replaced
   // it with a live lock, put that one back (link fails if a third took the name meanwhile).
   const aside = `${path}.stale-${randomBytes(6).toString('hex')}`;
@@ -110,6 +162,7 @@ async function breakIfStale(path: string, staleMs: number): Promise<void> {
     return;
   }
   const moved = await readOwner(aside);
-  if (owner && moved && moved.nonce !== owner.nonce) await link(aside, path).catch(() => {});
+  if (typeof moved === 'object' && moved.nonce !== owner?.nonce) await link(aside, path).catch(() => {});
   await unlink(aside).catch(() => {});
+  return undefined;
 }

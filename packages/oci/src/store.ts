@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform, Writable } from 'node:stream';
+import { pipeline as pipe, Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { tempTag, writerGone } from './atomic.ts';
 import {
   children,
   type Descriptor,
@@ -12,7 +13,7 @@ import {
   parseManifest,
   REF_NAME_ANNOTATION,
 } from './descriptor.ts';
-import { type Digest, DigestError, DigestVerifier, isDigest, parseDigest, verifyBytes } from './digest.ts';
+import { type Digest, DigestError, DigestVerifier, digestOf, isDigest, parseDigest, verifyBytes } from './digest.ts';
 import { type LockOptions, withLock } from './lock.ts';
 import { isIndexType, isManifestType, MediaType } from './mediatypes.ts';
 import { blobPath } from './store-paths.ts';
@@ -27,6 +28,59 @@ export interface GcResult {
   removed: Digest[];
   bytes: number;
   kept: number;
+}
+
+/** The store's directory or one of its files cannot be used; the message names the path. */
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+const FS_FAULTS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is used up',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'part of the path is a file, not a directory',
+  EEXIST: 'a file is in the way',
+  EIO: 'an input/output error',
+};
+
+/**
+ * A file-system failure while doing something to `path` (`doing`: "write", "create the store
+ * at"…) as a StoreError that names the path: the errors a full disk or wrong permissions give.
+ * Anything else is returned as it is.
+ */
+export function fsFault(err: unknown, doing: string, path: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why = code ? FS_FAULTS[code] : undefined;
+  return why ? new StoreError(`cannot ${doing} ${path}: ${why} (${code})`, path) : err;
+}
+
+/** A blob the store does not hold (or holds with another size than asked for). */
+export class MissingBlobError extends Error {
+  constructor(
+    readonly digest: Digest,
+    root: string,
+    size?: string,
+  ) {
+    super(`blob ${digest}${size ? ` (${size})` : ''} is not in the store ${root}`);
+    this.name = 'MissingBlobError';
+  }
+}
+
+/**
+ * What identifies one version of a file: any rewrite, even in place and of the same size,
+ * changes it (the change time cannot be set back). For memos of files already hashed.
+ */
+export function fileVersion(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 const EMPTY_INDEX: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
@@ -45,19 +99,42 @@ function retryable(err: unknown): boolean {
  * `blobs/<alg>/<hex>`. Blobs are verified while they stream and land by rename from a temp
  * file; index.json is rewritten under a lock, also by rename, so readers never see half a file
  * and concurrent writers never lose each other's entries.
+ *
+ * Nothing on disk is trusted: every blob read is hashed as it is read, and one whose contents do
+ * not match its digest is refused and removed (so the next pull fetches it again). `hasBlob`
+ * hashes a blob the first time it is asked about in this process, so a copy into the store
+ * replaces a damaged blob instead of skipping it.
  */
 export class Store implements Source, Sink {
+  /** Blobs found sound in this process, with the version of the file that was hashed. */
+  private readonly sound = new Map<Digest, string>();
+
   private constructor(
     readonly root: string,
     private readonly lockOptions: LockOptions = {},
   ) {}
 
   static async open(root: string, lockOptions: LockOptions = {}): Promise<Store> {
-    await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
-    await mkdir(join(root, '.tmp'), { recursive: true });
-    await createIfMissing(join(root, 'oci-layout'), `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
-    await createIfMissing(join(root, 'index.json'), `${JSON.stringify(EMPTY_INDEX)}\n`);
-    return new Store(root, lockOptions);
+    const st = await stat(root).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new StoreError(`cannot use ${root} as the store: it is not a directory`, root);
+    try {
+      await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+      await mkdir(join(root, '.tmp'), { recursive: true });
+      await createIfMissing(join(root, 'oci-layout'), `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
+      await createIfMissing(join(root, 'index.json'), `${JSON.stringify(EMPTY_INDEX)}\n`);
+    } catch (err) {
+      throw fsFault(err, 'create the store at', root);
+    }
+    const store = new Store(root, lockOptions);
+    await store.removeAbandonedTemps();
+    return store;
+  }
+
+  /** Temp files of writers that died (killed mid-write) go at once; unknown owners wait for gc. */
+  private async removeAbandonedTemps(): Promise<void> {
+    for (const name of await readdir(join(this.root, '.tmp')).catch(() => [] as string[])) {
+      if (writerGone(name)) await unlink(join(this.root, '.tmp', name)).catch(() => {});
+    }
   }
 
   describe(): string {
@@ -70,15 +147,26 @@ export class Store implements Source, Sink {
   }
 
   private tempPath(): string {
-    return join(this.root, '.tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
+    return join(this.root, '.tmp', tempTag());
   }
 
+  /** The blob's file when it is there with the right size (its contents unchecked). */
+  private async present(desc: { digest: Digest; size?: number }): Promise<Stats | undefined> {
+    const st = await stat(this.blobPath(desc.digest)).catch(() => undefined);
+    return st && (desc.size === undefined || st.size === desc.size) ? st : undefined;
+  }
+
+  /** Is the blob there, with the right size and contents? (Hashed once per process and file version.) */
   async hasBlob(desc: { digest: Digest; size?: number }): Promise<boolean> {
+    const st = await this.present(desc);
+    if (!st) return false;
+    if (this.sound.get(desc.digest) === fileVersion(st)) return true;
     try {
-      const st = await stat(this.blobPath(desc.digest));
-      return desc.size === undefined || st.size === desc.size;
-    } catch {
-      return false;
+      await this.checkBlob(desc);
+      return true;
+    } catch (err) {
+      if (err instanceof DigestError || err instanceof MissingBlobError) return false;
+      throw err;
     }
   }
 
@@ -86,18 +174,93 @@ export class Store implements Source, Sink {
     return this.hasBlob(desc);
   }
 
-  async readBlob(digest: Digest): Promise<Buffer> {
-    try {
-      return await readFile(this.blobPath(digest));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`blob ${digest} is not in ${this.root}`);
-      throw err;
-    }
+  /**
+   * Hashes the blob's file; throws a DigestError naming it (and removes it) when its contents do
+   * not match its digest, or an error saying it is not in the store.
+   */
+  async checkBlob(desc: { digest: Digest; size?: number }): Promise<void> {
+    const stream = await this.fetchBlob(desc);
+    stream.resume();
+    await new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
   }
 
-  async fetchBlob(desc: Descriptor): Promise<Readable> {
-    if (!(await this.hasBlob(desc))) throw new Error(`blob ${desc.digest} is not in ${this.root}`);
-    return createReadStream(this.blobPath(desc.digest));
+  /** The blob's bytes, checked against its digest. */
+  async readBlob(digest: Digest): Promise<Buffer> {
+    const path = this.blobPath(digest);
+    let bytes: Buffer;
+    let st: Stats;
+    try {
+      const fh = await open(path, 'r');
+      try {
+        st = await fh.stat();
+        bytes = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingBlobError(digest, this.root);
+      throw err;
+    }
+    const actual = digestOf(bytes, parseDigest(digest).algorithm);
+    if (actual !== digest) throw await this.corrupt(digest, actual, st);
+    this.sound.set(digest, fileVersion(st));
+    return bytes;
+  }
+
+  /** The blob as a stream, hashed as it is read: a blob that does not match its digest ends in a DigestError. */
+  async fetchBlob(desc: { digest: Digest; size?: number }): Promise<Readable> {
+    const { algorithm } = parseDigest(desc.digest);
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(this.blobPath(desc.digest), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingBlobError(desc.digest, this.root);
+      throw err;
+    }
+    const st = await fh.stat().catch(async (err: unknown) => {
+      await fh.close();
+      throw err;
+    });
+    if (desc.size !== undefined && st.size !== desc.size) {
+      await fh.close();
+      throw new MissingBlobError(desc.digest, this.root, `${desc.size} bytes`);
+    }
+    const hash = createHash(algorithm);
+    const check = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+      flush: (cb) => {
+        const actual = `${algorithm}:${hash.digest('hex')}`;
+        if (actual === desc.digest) {
+          this.sound.set(desc.digest, fileVersion(st));
+          cb();
+        } else this.corrupt(desc.digest, actual, st).then(cb, cb);
+      },
+    });
+    // Errors reach the consumer through `check`; the pipeline closes the file either way.
+    return pipe(fh.createReadStream({ highWaterMark: 1 << 20 }), check, () => {});
+  }
+
+  /**
+   * The error for a blob whose contents hash to `actual`: the file is removed first (if it is
+   * still the one that was read), so a later pull or import writes a good copy.
+   */
+  private async corrupt(digest: Digest, actual: Digest, read: Stats): Promise<DigestError> {
+    this.sound.delete(digest);
+    const path = this.blobPath(digest);
+    const now = await stat(path).catch(() => undefined);
+    if (now && now.ino === read.ino && now.dev === read.dev) await unlink(path).catch(() => {});
+    return new DigestError(
+      `blob ${digest} in the store ${this.root} is corrupt (its contents hash to ${actual}); ` +
+        'removed it: fetch the image again (stele pull, stele build --pull, or stele cache import)',
+      digest,
+      actual,
+    );
   }
 
   async fetchManifest(desc: Descriptor): Promise<Buffer> {
@@ -109,7 +272,9 @@ export class Store implements Source, Sink {
   /**
    * Writes a blob from a stream: hashed on the way, fsynced, renamed into place only if it
    * matches `expected` (digest and size, when given). Without `expected.digest` the computed
-   * digest names it. An existing blob is kept (its mtime refreshed, which protects it from gc).
+   * digest names it. A sound existing blob is kept (its mtime refreshed, which protects it from
+   * gc) and the stream is still read to its end and checked, so whoever feeds it (an archive
+   * being extracted) sees it consumed; a damaged one is replaced.
    */
   async writeBlob(
     source: Readable | Buffer,
@@ -120,7 +285,8 @@ export class Store implements Source, Sink {
     // still sees it (stream.errored).
     if (!Buffer.isBuffer(source)) source.on('error', () => {});
     if (expected.digest && (await this.hasBlob({ digest: expected.digest, size: expected.size }))) {
-      if (!Buffer.isBuffer(source)) source.destroy();
+      if (Buffer.isBuffer(source)) verifyBytes(source, expected.digest, expected.size);
+      else await pipeline(source, new DigestVerifier(expected.digest, expected.size), discard());
       await this.touch(expected.digest);
       const size = expected.size ?? (await stat(this.blobPath(expected.digest))).size;
       return { digest: expected.digest, size };
@@ -130,7 +296,9 @@ export class Store implements Source, Sink {
     }
     const tmp = this.tempPath();
     const verifier = new DigestVerifier(expected.digest, expected.size);
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', 0o644).catch((err: unknown) => {
+      throw fsFault(err, 'write', tmp);
+    });
     try {
       const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
       const counter = new Transform({
@@ -139,27 +307,32 @@ export class Store implements Source, Sink {
           cb(null, chunk);
         },
       });
-      // Chunks queued while a write is in flight go down in one writev; the handle stays open for fsync.
-      const full = (n: number, want: number) => {
-        if (n !== want) throw new Error(`short write to ${tmp}: ${n} of ${want} bytes`);
+      // Chunks queued while a write is in flight go down in one writev; the handle stays open for
+      // fsync. A short write is finished by more writes: the one that cannot (a full disk) fails.
+      const rest = async (bufs: Buffer[], written: number) => {
+        let data = Buffer.concat(bufs).subarray(written);
+        while (data.length) data = data.subarray((await fh.write(data)).bytesWritten);
       };
+      const failed = (cb: (err: Error) => void) => (err: unknown) => cb(fsFault(err, 'write', tmp) as Error);
       const out = new Writable({
         highWaterMark: 1 << 20,
         write(chunk: Buffer, _e, cb) {
           fh.write(chunk)
-            .then((r) => full(r.bytesWritten, chunk.length))
-            .then(() => cb(), cb);
+            .then((r) => (r.bytesWritten < chunk.length ? rest([chunk], r.bytesWritten) : undefined))
+            .then(() => cb(), failed(cb));
         },
         writev(chunks, cb) {
           const bufs = chunks.map((c) => c.chunk as Buffer);
           const want = bufs.reduce((n, b) => n + b.length, 0);
           fh.writev(bufs)
-            .then((r) => full(r.bytesWritten, want))
-            .then(() => cb(), cb);
+            .then((r) => (r.bytesWritten < want ? rest(bufs, r.bytesWritten) : undefined))
+            .then(() => cb(), failed(cb));
         },
       });
       await pipeline(input, verifier, counter, out);
-      await fh.sync();
+      await fh.sync().catch((err: unknown) => {
+        throw fsFault(err, 'write', tmp);
+      });
     } catch (err) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -167,16 +340,24 @@ export class Store implements Source, Sink {
     }
     await fh.close();
     const digest = verifier.digest as Digest;
+    const path = this.blobPath(digest);
     try {
-      await rename(tmp, this.blobPath(digest));
+      await rename(tmp, path);
     } catch (err) {
       await unlink(tmp).catch(() => {});
-      throw err;
+      throw fsFault(err, 'write', path);
     }
+    const st = await stat(path).catch(() => undefined);
+    if (st) this.sound.set(digest, fileVersion(st));
     return { digest, size: verifier.bytes };
   }
 
   async pushBlob(desc: Descriptor, openBlob: () => Promise<Readable>, onBytes?: OnBytes): Promise<void> {
+    // Opening the source may start a download: not for a blob the store already has.
+    if (await this.hasBlob(desc)) {
+      await this.touch(desc.digest);
+      return;
+    }
     for (let attempt = 1; ; attempt++) {
       let sent = 0;
       try {
@@ -195,7 +376,12 @@ export class Store implements Source, Sink {
 
   private async touch(digest: Digest): Promise<void> {
     const now = new Date();
-    await utimes(this.blobPath(digest), now, now).catch(() => {});
+    const path = this.blobPath(digest);
+    const before = await stat(path).catch(() => undefined);
+    await utimes(path, now, now).catch(() => {});
+    // A blob found sound stays so: only its times changed.
+    const after = await stat(path).catch(() => undefined);
+    if (before && after && this.sound.get(digest) === fileVersion(before)) this.sound.set(digest, fileVersion(after));
   }
 
   async pushManifest(desc: Descriptor, bytes: Buffer, tags: string[]): Promise<void> {
@@ -205,10 +391,19 @@ export class Store implements Source, Sink {
 
   /** index.json as it is now (a consistent snapshot, no lock needed to read). */
   async index(): Promise<ImageIndex> {
-    const text = await readFile(join(this.root, 'index.json'), 'utf8');
-    const idx = JSON.parse(text) as ImageIndex;
-    if (!Array.isArray(idx.manifests)) throw new Error(`${this.root}/index.json has no manifests array`);
-    return idx;
+    const path = join(this.root, 'index.json');
+    const text = await readFile(path, 'utf8');
+    try {
+      const parsed = parseManifest(text, MediaType.OciIndex);
+      if (parsed.kind !== 'index') throw new Error('not an image index');
+      return parsed.index;
+    } catch (err) {
+      throw new StoreError(
+        `the store's list of images ${path} is damaged: ${(err as Error).message}; ` +
+          'repair it, or remove it to start the list afresh (blobs stay until gc)',
+        path,
+      );
+    }
   }
 
   /** Read-modify-write of index.json under the store lock; lands by rename. */
@@ -219,8 +414,13 @@ export class Store implements Source, Sink {
         const idx = await this.index();
         const next = fn(idx) ?? idx;
         const tmp = this.tempPath();
-        await writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
-        await rename(tmp, join(this.root, 'index.json'));
+        try {
+          await writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
+          await rename(tmp, join(this.root, 'index.json'));
+        } catch (err) {
+          await unlink(tmp).catch(() => {});
+          throw fsFault(err, 'write', tmp);
+        }
         return next;
       },
       this.lockOptions,
@@ -330,17 +530,27 @@ export class Store implements Source, Sink {
             result.bytes += st.size;
           }
         }
-        // Temp files of writers that died long ago.
+        // Temp files of writers that died, or of unknown writers (another host) long ago.
         for (const name of await readdir(join(this.root, '.tmp')).catch(() => [] as string[])) {
           const path = join(this.root, '.tmp', name);
           const st = await stat(path).catch(() => undefined);
-          if (st && now - st.mtimeMs > Math.max(graceMs, 3_600_000) && !opts.dryRun) await unlink(path).catch(() => {});
+          const old = st && now - st.mtimeMs > Math.max(graceMs, 3_600_000);
+          if ((old || writerGone(name)) && !opts.dryRun) await unlink(path).catch(() => {});
         }
         return result;
       },
       this.lockOptions,
     );
   }
+}
+
+/** A sink that drops what it is given. */
+function discard(): Writable {
+  return new Writable({
+    write(_chunk, _e, cb) {
+      cb();
+    },
+  });
 }
 
 async function createIfMissing(path: string, content: string): Promise<void> {

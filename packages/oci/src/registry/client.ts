@@ -549,9 +549,14 @@ export class Repository implements Source, Sink {
       if (next) loc = await this.absolute(next);
     };
     for await (const c of src as AsyncIterable<Buffer>) {
-      pending.push(c);
-      pendingLen += c.length;
-      if (pendingLen >= chunkSize) await flush();
+      // Chunks of exactly chunkSize (the last one shorter), however the source cuts its data.
+      for (let at = 0; at < c.length; ) {
+        const piece = c.subarray(at, at + chunkSize - pendingLen);
+        pending.push(piece);
+        pendingLen += piece.length;
+        at += piece.length;
+        if (pendingLen >= chunkSize) await flush();
+      }
     }
     await flush();
     if (offset !== desc.size)
