@@ -2,6 +2,15 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { parseJson } from '../json.ts';
+
+/** Credentials that cannot be read (Docker's config.json, a credential helper). Never quotes a secret. */
+export class CredentialsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CredentialsError';
+  }
+}
 
 /** Basic credentials, or an identity (refresh) token for a bearer token service. */
 export type Credentials = { username: string; password: string } | { identityToken: string; username?: string };
@@ -87,14 +96,16 @@ export function runCredentialHelper(helper: string, serverUrl: string): Promise<
     child.stderr.on('data', (c: Buffer) => {
       err += c.toString();
     });
-    child.on('error', (e) => reject(new Error(`credential helper docker-credential-${helper}: ${e.message}`)));
+    child.on('error', (e) =>
+      reject(new CredentialsError(`credential helper docker-credential-${helper}: ${e.message}`)),
+    );
     child.on('close', (code) => {
       if (code === 0) resolve(out);
       else {
         const msg = (out || err).trim();
         // Helpers say "credentials not found in native keychain" when they have nothing.
         if (/not found/i.test(msg)) resolve('');
-        else reject(new Error(`credential helper docker-credential-${helper} failed (exit ${code})`));
+        else reject(new CredentialsError(`credential helper docker-credential-${helper} failed (exit ${code})`));
       }
     });
     child.stdin.end(serverUrl);
@@ -115,30 +126,52 @@ export async function lookupCredentials(host: string, opts: CredentialOptions = 
     }
   }
   const dir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
-  let config: DockerConfig;
+  const file = join(dir, 'config.json');
+  let text: string;
   try {
-    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as DockerConfig;
+    text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${join(dir, 'config.json')}: ${(err as Error).message}`);
+    throw new CredentialsError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  // The file holds passwords: a message about it says where it is wrong, never what it says.
+  let config: DockerConfig;
+  try {
+    config = parseJson(text) as DockerConfig;
+  } catch (err) {
+    throw new CredentialsError(`${file} is ${(err as Error).message}`);
+  }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) {
+    throw new CredentialsError(`${file} is not a JSON object`);
   }
   const runHelper = opts.runHelper ?? runCredentialHelper;
   const keys = configKeys(host);
-  const helper = keys.map((k) => config.credHelpers?.[k]).find(Boolean);
+  const field = (v: unknown, where: string): string | undefined => {
+    if (v === undefined || v === null || v === '') return undefined;
+    if (typeof v !== 'string') throw new CredentialsError(`${file}: ${where} is not a string`);
+    return v;
+  };
+  const helper = keys.map((k) => field(config.credHelpers?.[k], `credHelpers["${k}"]`)).find(Boolean);
   if (helper) return fromHelper(await runHelper(helper, host), helper);
   for (const k of keys) {
     const a = config.auths?.[k];
     if (!a) continue;
-    if (a.identitytoken) return { identityToken: a.identitytoken, ...(a.username ? { username: a.username } : {}) };
-    if (a.auth) {
-      const decoded = Buffer.from(a.auth, 'base64').toString('utf8');
+    if (typeof a !== 'object') throw new CredentialsError(`${file}: auths["${k}"] is not an object`);
+    const token = field(a.identitytoken, `auths["${k}"].identitytoken`);
+    const username = field(a.username, `auths["${k}"].username`);
+    if (token) return { identityToken: token, ...(username ? { username } : {}) };
+    const auth = field(a.auth, `auths["${k}"].auth`);
+    if (auth) {
+      const decoded = Buffer.from(auth, 'base64').toString('utf8');
       const i = decoded.indexOf(':');
-      if (i < 0) throw new Error(`${join(dir, 'config.json')}: auths["${k}"].auth is not base64 of user:password`);
+      if (i < 0) throw new CredentialsError(`${file}: auths["${k}"].auth is not base64 of user:password`);
       return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
     }
-    if (a.username && a.password !== undefined) return { username: a.username, password: a.password };
+    const password = a.password === '' ? '' : field(a.password, `auths["${k}"].password`);
+    if (username && password !== undefined) return { username, password };
   }
-  if (config.credsStore) return fromHelper(await runHelper(config.credsStore, host), config.credsStore);
+  const store = field(config.credsStore, 'credsStore');
+  if (store) return fromHelper(await runHelper(store, host), store);
   return undefined;
 }
 
@@ -148,7 +181,7 @@ function fromHelper(out: string, helper: string): Credentials | undefined {
   try {
     parsed = JSON.parse(out) as { Username?: string; Secret?: string };
   } catch {
-    throw new Error(`credential helper docker-credential-${helper} printed something that is not JSON`);
+    throw new CredentialsError(`credential helper docker-credential-${helper} printed something that is not JSON`);
   }
   if (!parsed.Secret) return undefined;
   if (parsed.Username === '<token>') return { identityToken: parsed.Secret };

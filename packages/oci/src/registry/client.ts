@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type Readable, Transform } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher, request } from 'undici';
-import type { Descriptor } from '../descriptor.ts';
+import { type Descriptor, MAX_MANIFEST_BYTES, manifestMediaType } from '../descriptor.ts';
 import { DigestError, isDigest, sha256, verifyBytes } from '../digest.ts';
 import { MANIFEST_ACCEPT } from '../mediatypes.ts';
 import { isLoopbackHost, registryHost } from '../ref.ts';
@@ -91,6 +91,62 @@ function errCode(err: unknown): string {
 }
 
 /**
+ * What to tell the user when `url` failed with `err`: TLS spoken to a plain-HTTP port makes
+ * OpenSSL say "wrong version number", which names neither the cause nor the way out.
+ */
+function connectProblem(err: unknown, url: string): string {
+  const code = errCode(err);
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') {
+    return (
+      `${new URL(url).host} does not speak HTTPS there (it answered in plain HTTP, it seems): ` +
+      'if it is a plain-HTTP registry, say so with --plain-http (or --insecure to allow falling back to HTTP)'
+    );
+  }
+  return `${err instanceof Error ? err.message : String(err)}${code ? ` (${code})` : ''}`;
+}
+
+/**
+ * A response body read into memory, at most `limit` bytes: beyond that the connection is dropped
+ * and `tooLarge` is thrown (a registry streaming endless bytes costs no memory).
+ */
+async function readCapped(
+  body: Dispatcher.ResponseData['body'],
+  limit: number,
+  tooLarge: () => Error,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The start of a response body, for error messages: at most 64 KiB is read. */
+async function bodyStart(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of body as AsyncIterable<Buffer>) {
+      chunks.push(c);
+      n += c.length;
+      if (n >= 64 * 1024) {
+        body.destroy();
+        break;
+      }
+    }
+  } catch {
+    /* what arrived is enough */
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
  * A client of one registry per the OCI distribution spec: ping, auth (anonymous, basic, bearer
  * tokens from the `WWW-Authenticate` challenge), retries with backoff, and per-registry TLS.
  */
@@ -155,9 +211,13 @@ export class RegistryClient {
           if (res.statusCode === 401 && www) this.challenge = parseChallenges(String(www))[0];
           return this.base;
         }
-        lastErr = new RegistryError(`GET ${url} answered ${res.statusCode}: not an OCI registry?`, res.statusCode);
+        const tls = res.statusCode === 400 && scheme === 'http' ? ' (or one that wants HTTPS: drop --plain-http)' : '';
+        lastErr = new RegistryError(
+          `GET ${url} answered ${res.statusCode}: not an OCI registry${tls}?`,
+          res.statusCode,
+        );
       } catch (err) {
-        lastErr = err;
+        lastErr = Object.assign(new Error(connectProblem(err, url)), { code: errCode(err) });
         const code = errCode(err);
         if (CERT_CODES.test(code)) {
           throw new RegistryError(
@@ -170,6 +230,31 @@ export class RegistryClient {
     }
     const msg = lastErr instanceof Error ? lastErr.message : String(lastErr);
     throw new RegistryError(`cannot reach registry ${this.host}: ${msg}`, undefined, errCode(lastErr), true);
+  }
+
+  /**
+   * The token service's URL, if it may be sent credentials: the registry's own rule — HTTPS, or
+   * plain HTTP only to a loopback host, with --insecure, or to the registry itself when that is
+   * plain HTTP by request (--plain-http).
+   */
+  private tokenService(realm: string): URL {
+    let u: URL;
+    try {
+      u = new URL(realm);
+    } catch {
+      throw new RegistryError(`${this.host}: its bearer challenge names no usable token service (realm)`);
+    }
+    if (u.protocol === 'https:') return u;
+    const allowed =
+      u.protocol === 'http:' &&
+      (isLoopbackHost(u.host) || this.options.insecure || (this.options.plainHttp && u.host === this.host));
+    if (!allowed) {
+      throw new RegistryError(
+        `${this.host} sends for tokens to ${u.protocol}//${u.host}${u.pathname}, which is not HTTPS: ` +
+          'refusing to send credentials there (pass --insecure to allow plain HTTP)',
+      );
+    }
+    return u;
   }
 
   private baseHeaders(): Record<string, string> {
@@ -215,6 +300,7 @@ export class RegistryClient {
   private async fetchToken(ch: Challenge, scope: string | undefined): Promise<string> {
     const realm = ch.params.realm;
     if (!realm) throw new RegistryError(`${this.host}: bearer challenge without realm`);
+    const service = this.tokenService(realm);
     const c = await this.creds();
     let res: Dispatcher.ResponseData;
     if (c && 'identityToken' in c) {
@@ -225,14 +311,15 @@ export class RegistryClient {
         client_id: 'stele',
         ...(scope ? { scope } : {}),
       });
-      res = await request(realm, {
+      // undici follows no redirect: credentials go to the realm and nowhere else.
+      res = await request(service, {
         method: 'POST',
         dispatcher: this.agent,
         headers: { ...this.baseHeaders(), 'content-type': 'application/x-www-form-urlencoded' },
         body: form.toString(),
       });
     } else {
-      const u = new URL(realm);
+      const u = new URL(service);
       if (ch.params.service) u.searchParams.set('service', ch.params.service);
       if (scope) for (const s of scope.split(' ')) u.searchParams.append('scope', s);
       res = await request(u, {
@@ -242,16 +329,31 @@ export class RegistryClient {
       });
     }
     this.count(c && 'identityToken' in c ? 'POST' : 'GET');
-    const text = await res.body.text();
     if (res.statusCode !== 200) {
+      await res.body.dump();
       throw new RegistryError(
-        `token service ${new URL(realm).host} refused ${c ? 'the credentials' : 'anonymous access'} for ${scope ?? 'the registry'} (HTTP ${res.statusCode})`,
+        `token service ${service.host} refused ${c ? 'the credentials' : 'anonymous access'} for ${scope ?? 'the registry'} (HTTP ${res.statusCode})`,
         res.statusCode,
       );
     }
-    const body = JSON.parse(text) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new RegistryError(`token service ${new URL(realm).host} answered without a token`);
+    const text = (
+      await readCapped(
+        res.body,
+        MAX_MANIFEST_BYTES,
+        () => new RegistryError(`token service ${service.host} answered with more than ${MAX_MANIFEST_BYTES} bytes`),
+      )
+    ).toString('utf8');
+    const body = (() => {
+      try {
+        return JSON.parse(text) as { token?: unknown; access_token?: unknown } | null;
+      } catch {
+        return null; // reported below
+      }
+    })();
+    const token = body?.token ?? body?.access_token;
+    if (typeof token !== 'string' || !token) {
+      throw new RegistryError(`token service ${service.host} answered without a token`);
+    }
     return token;
   }
 
@@ -269,18 +371,27 @@ export class RegistryClient {
       try {
         const auth = await this.authorization(req.scope);
         let res = await this.once(req, url, auth);
-        // Redirects (blob storage behind a CDN): follow without our credentials if the host changes.
+        // Redirects (blob storage behind a CDN): our credentials go only where the request went
+        // first (same scheme, host and port); once it has left, they never follow.
+        const origin = new URL(url).origin;
+        let left = false;
         for (let hops = 0; [301, 302, 303, 307, 308].includes(res.status) && hops < 5; hops++) {
           const loc = header(res, 'location');
           await res.body.dump();
           if (!loc) throw new RegistryError(`${req.method} ${url}: redirect without location`, res.status);
-          const next = new URL(loc, url).toString();
-          const sameHost = new URL(next).host === new URL(url).host;
-          url = next;
+          url = new URL(loc, url).toString();
+          left ||= new URL(url).origin !== origin;
           res = await this.once(
             { ...req, method: req.method === 'HEAD' ? 'HEAD' : 'GET' },
             url,
-            sameHost ? auth : undefined,
+            left ? undefined : auth,
+          );
+        }
+        if (res.status === 401 && left) {
+          await res.body.dump();
+          throw new RegistryError(
+            `${req.method} ${url}: unauthorized (HTTP 401) after a redirect to another host`,
+            401,
           );
         }
         if (res.status === 401 && !authRetried) {
@@ -299,7 +410,7 @@ export class RegistryClient {
           throw new RegistryError(`${req.method} ${url}: unauthorized (HTTP 401)`, 401);
         }
         if (req.ok.includes(res.status)) return res;
-        const text = req.method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+        const text = req.method === 'HEAD' ? '' : await bodyStart(res.body);
         if (req.method === 'HEAD') await res.body.dump();
         if (RETRY_STATUS.has(res.status) && attempt < retries) {
           const after = Number(header(res, 'retry-after'));
@@ -314,8 +425,9 @@ export class RegistryClient {
           await sleep(jitter(backoff, attempt));
           continue;
         }
+        if (err instanceof DigestError) throw err;
         throw new RegistryError(
-          `${req.method} ${url}: ${(err as Error).message}${code ? ` (${code})` : ''}`,
+          `${req.method} ${url}: ${connectProblem(err, url)}`,
           undefined,
           code,
           NET_CODES.test(code),
@@ -604,14 +716,30 @@ export class Repository implements Source, Sink {
       scope: this.scope(false),
       ok: [200, 404],
     });
-    const bytes = Buffer.from(await res.body.arrayBuffer());
-    if (res.status === 404) throw new RegistryError(`${this.client.host}/${this.name}:${ref} not found`, 404);
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new RegistryError(`${this.client.host}/${this.name}:${ref} not found`, 404);
+    }
+    const tooLarge = () =>
+      new RegistryError(
+        `${this.describe()}: the manifest ${ref} is larger than ${MAX_MANIFEST_BYTES} bytes, more than a manifest may have`,
+      );
+    const length = Number(header(res, 'content-length'));
+    if (Number.isFinite(length) && length > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    const bytes = await readCapped(res.body, MAX_MANIFEST_BYTES, tooLarge);
     const digest = isDigest(ref) ? ref : sha256(bytes);
     if (isDigest(ref)) verifyBytes(bytes, ref);
-    const mediaType =
-      header(res, 'content-type')?.split(';')[0]?.trim() ||
-      (JSON.parse(bytes.toString()) as { mediaType?: string }).mediaType ||
-      'application/vnd.oci.image.manifest.v1+json';
+    let mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
+    if (!mediaType) {
+      try {
+        mediaType = manifestMediaType(bytes);
+      } catch (err) {
+        throw new RegistryError(`${this.describe()}: the manifest ${ref}: ${(err as Error).message}`);
+      }
+    }
     return { desc: { mediaType, digest, size: bytes.length }, bytes };
   }
 
