@@ -3,9 +3,11 @@
 // contents in that tar; later calls reuse it (even with the compressed blob gone); a bad diff_id,
 // a corrupt or unreadable blob, or a truncated cache never leaves half-made files or is trusted;
 // concurrent callers agree; pruneUnpacked removes what the store no longer backs.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -20,7 +22,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { type Descriptor, Store } from '@stele/oci';
+import { type Descriptor, Store, tempTag } from '@stele/oci';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BuildError } from '../src/pipeline/errors.ts';
 import { type CachedLayer, pruneUnpacked, unpackedDir, unpackedLayer } from '../src/pipeline/layercache.ts';
@@ -332,6 +334,99 @@ describe('unpackedLayer', () => {
     checkAgainst(results[0] as CachedLayer, layer, store);
     const hex = hexOf(layer.desc.digest);
     expect(readdirSync(join(unpackedDir(store), 'sha256')).sort()).toEqual([`${hex}.json`, `${hex}.tar`]);
+  });
+});
+
+// Nothing in the cache is taken on trust: it is bound to the layer's diff_id by hashing it again
+// on first use, a damaged blob is named as such, and what a killed writer left goes next time.
+describe('unpackedLayer does not trust the store', () => {
+  it('a same-size edit inside the unpacked tar is not served: the layer is unpacked again', async () => {
+    const store = await freshStore();
+    const layer = await gzipLayer(store, 'edited');
+    const first = await unpackedLayer(store, layer.desc, sha(layer.tar));
+    const hello = first.entries.find((e) => e.name === 'etc/hello');
+    expect(hello).toBeDefined();
+    const bytes = readFileSync(first.tar);
+    bytes.write('HELLO', hello?.offset ?? 0); // same size, other contents
+    writeFileSync(first.tar, bytes);
+    // With the config's diff_id, and without one (the index's own record is the reference then).
+    for (const diffId of [sha(layer.tar), undefined]) {
+      const again = await unpackedLayer(store, layer.desc, diffId);
+      checkAgainst(again, layer, store);
+      writeFileSync(first.tar, bytes);
+    }
+  });
+
+  it('an index whose offsets were changed is not believed: entries come from the tar itself', async () => {
+    const store = await freshStore();
+    const layer = await gzipLayer(store, 'offsets');
+    const first = await unpackedLayer(store, layer.desc);
+    const index = join(unpackedDir(store), 'sha256', `${hexOf(layer.desc.digest)}.json`);
+    const doc = JSON.parse(readFileSync(index, 'utf8'));
+    const tool = doc.entries.find((e: { name: string }) => e.name === 'bin/tool');
+    const hello = doc.entries.find((e: { name: string }) => e.name === 'etc/hello');
+    tool.offset = hello.offset; // bin/tool would read etc/hello's bytes
+    writeFileSync(index, JSON.stringify(doc));
+    const fresh = await Store.open(store.root);
+    const again = await unpackedLayer(fresh, layer.desc);
+    expect(again.entries.find((e) => e.name === 'bin/tool')?.offset).toBe(
+      first.entries.find((e) => e.name === 'bin/tool')?.offset,
+    );
+  });
+
+  it('a blob edited in the store is named as corrupt (not "incorrect data check") and removed', async () => {
+    const store = await freshStore();
+    const layer = await gzipLayer(store, 'tampered');
+    const path = store.blobPath(layer.desc.digest);
+    const bytes = readFileSync(path);
+    for (let i = 40; i < bytes.length - 20; i += 97) bytes[i] = (bytes[i] ?? 0) ^ 0x5a;
+    writeFileSync(path, bytes);
+    const err = await unpackedLayer(store, layer.desc).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^layer ${layer.desc.digest}: blob ${layer.desc.digest} in the store .* is corrupt \\(its contents hash to sha256:`,
+      ),
+    );
+    expect((err as Error).message).not.toMatch(/incorrect data check|invalid/);
+    expect(existsSync(path)).toBe(false);
+    expect(filesOf(store, layer.desc.digest)).toEqual([]);
+  });
+
+  it('temp files of a writer that died are removed at the next unpack', async () => {
+    const store = await freshStore();
+    const layer = await gzipLayer(store, 'killed');
+    const dir = join(unpackedDir(store), 'sha256');
+    mkdirSync(dir, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    const tag = tempTag().replace(/^\d+-/, `${dead}-`);
+    const left = join(dir, `${hexOf(layer.desc.digest)}.tar.${tag}.tmp`);
+    writeFileSync(left, Buffer.alloc(100_000));
+    await unpackedLayer(store, layer.desc);
+    expect(existsSync(left)).toBe(false);
+    const hex = hexOf(layer.desc.digest);
+    expect(filesOf(store, layer.desc.digest)).toEqual([`${hex}.json`, `${hex}.tar`]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a full disk names the file being written (a 1 MiB tmpfs)', async () => {
+    const mnt = mkdtempSync(join(work, 'tmpfs-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+    try {
+      const store = await Store.open(join(mnt, 'store'));
+      const big = await layerTar([{ path: 'zeros', data: Buffer.alloc(3 * 1024 * 1024) }]);
+      const desc = await putBlob(store, gzipSync(big), GZIP);
+      const err = await unpackedLayer(store, desc).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BuildError);
+      const tmp = join(mnt, 'store', 'unpacked', 'sha256', `${hexOf(desc.digest)}.tar.`);
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^layer ${desc.digest}: cannot write ${tmp}[0-9a-f-]+\\.tmp: no space left on the device \\(ENOSPC\\)$`,
+        ),
+      );
+      expect(filesOf(store, desc.digest)).toEqual([]);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
   });
 });
 

@@ -1,18 +1,29 @@
 // Unpacked layers, kept beside the store: each compressed layer is gunzipped once into
 // `<store>/unpacked/sha256/<hex>.tar` with an index `<hex>.json` of its entries and where their
 // contents start. Later builds read files straight out of the plain tar by range: no gunzip, no
-// parsing, no copying into temp files. An entry is written to temp names and renamed into place
-// (tar first, index last), checked against the image config's diff_id as it is made, and only
-// used when the tar's size matches its index — a build never reads a half-written entry.
-import { createHash, randomBytes } from 'node:crypto';
+// copying into temp files. An entry is written to temp names and renamed into place (tar first,
+// index last) and checked against the image config's diff_id as it is made. The cache is not
+// trusted afterwards either: the first use in a process hashes the tar again (and reads its
+// headers again) and uses it only if it still hashes to the diff_id — an edit of the tar, even
+// one that keeps its size, makes the layer be unpacked afresh from its verified blob.
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { Descriptor, Store } from '@stele/oci';
+import {
+  type Descriptor,
+  DigestError,
+  fileVersion,
+  fsFault,
+  MissingBlobError,
+  type Store,
+  tempTag,
+  writerGone,
+} from '@stele/oci';
 import { BuildError } from './errors.ts';
 import { type ScannedEntry, TarFormatError, TarScanner } from './tarfmt.ts';
 
@@ -57,15 +68,70 @@ function paths(store: Store, digest: string): { tar: string; index: string } {
   return { tar: `${base}.tar`, index: `${base}.json` };
 }
 
-async function readCached(store: Store, digest: string): Promise<CachedLayer | undefined> {
+/** Unpacked tars checked in this process: the file version that was hashed, and what it held. */
+const checked = new Map<string, { version: string; layer: CachedLayer }>();
+
+/**
+ * Hashes `tar` and reads its headers again: the layer it holds if it hashes to `diffId` and
+ * has `size` bytes, else undefined.
+ */
+async function verifiedTar(
+  tar: string,
+  digest: string,
+  diffId: string,
+  size: number,
+): Promise<CachedLayer | undefined> {
+  const fh = await open(tar, 'r');
+  try {
+    const version = fileVersion(await fh.stat());
+    const memo = checked.get(tar);
+    if (memo?.version === version && memo.layer.diffId === diffId) return memo.layer;
+    const entries: CachedEntry[] = [];
+    const scanner = new TarScanner((e) => entries.push(compact(e)));
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false })) {
+      hash.update(chunk as Buffer);
+      scanner.push(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+    scanner.end();
+    if (bytes !== size || `sha256:${hash.digest('hex')}` !== diffId) return undefined;
+    const layer = { digest, diffId, tar, size, entries };
+    checked.set(tar, { version, layer });
+    return layer;
+  } catch {
+    return undefined; // unreadable or not a tar any more: made again
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readCached(store: Store, digest: string, diffId?: string): Promise<CachedLayer | undefined> {
   const p = paths(store, digest);
   try {
     const idx = JSON.parse(await readFile(p.index, 'utf8')) as IndexFile;
-    if (idx.version !== VERSION || idx.digest !== digest || !Array.isArray(idx.entries)) return undefined;
-    if ((await stat(p.tar)).size !== idx.size) return undefined;
-    return { digest, diffId: idx.diffId, tar: p.tar, size: idx.size, entries: idx.entries };
+    if (idx.version !== VERSION || idx.digest !== digest || typeof idx.diffId !== 'string') return undefined;
+    if (diffId && idx.diffId !== diffId) return undefined;
+    if (!Number.isSafeInteger(idx.size) || (await stat(p.tar)).size !== idx.size) return undefined;
+    return await verifiedTar(p.tar, digest, idx.diffId, idx.size);
   } catch {
     return undefined;
+  }
+}
+
+/** Stores whose unpacked directory was swept of dead writers' temp files in this process. */
+const swept = new Set<string>();
+
+/** Removes, once per process, the temp files of writers that died (killed mid-unpack). */
+async function sweepOnce(store: Store): Promise<void> {
+  if (swept.has(store.root)) return;
+  swept.add(store.root);
+  const root = unpackedDir(store);
+  for (const alg of await readdir(root).catch(() => [] as string[])) {
+    for (const name of await readdir(join(root, alg)).catch(() => [] as string[])) {
+      if (name.endsWith('.tmp') && writerGone(name)) await rm(join(root, alg, name), { force: true });
+    }
   }
 }
 
@@ -101,12 +167,16 @@ function compression(layer: Descriptor): 'gzip' | 'none' {
  * refused and nothing is kept.
  */
 export async function unpackedLayer(store: Store, layer: Descriptor, diffId?: string): Promise<CachedLayer> {
-  const cached = await readCached(store, layer.digest);
-  if (cached && (!diffId || cached.diffId === diffId)) return cached;
+  await sweepOnce(store);
+  const cached = await readCached(store, layer.digest, diffId);
+  if (cached) return cached;
 
   const p = paths(store, layer.digest);
-  await mkdir(join(unpackedDir(store), layer.digest.split(':')[0] ?? 'sha256'), { recursive: true });
-  const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const dir = join(unpackedDir(store), layer.digest.split(':')[0] ?? 'sha256');
+  await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+    throw new BuildError(`layer ${layer.digest}: ${(fsFault(err, 'create', dir) as Error).message}`);
+  });
+  const tag = tempTag();
   const tmpTar = `${p.tar}.${tag}.tmp`;
   const tmpIndex = `${p.index}.${tag}.tmp`;
   const entries: CachedEntry[] = [];
@@ -145,11 +215,17 @@ export async function unpackedLayer(store: Store, layer: Descriptor, diffId?: st
       throw new BuildError(`layer ${layer.digest}: its contents hash to ${got}, but the image config says ${diffId}`);
     }
     const index: IndexFile = { version: VERSION, digest: layer.digest, diffId: got, size, entries };
-    await writeFile(tmpIndex, JSON.stringify(index));
+    await writeFile(tmpIndex, JSON.stringify(index)).catch((err: unknown) => {
+      throw fsFault(err, 'write', tmpIndex);
+    });
     await rename(tmpTar, p.tar);
     await rename(tmpIndex, p.index);
-    return { digest: layer.digest, diffId: got, tar: p.tar, size, entries };
-  } catch (err) {
+    const made = { digest: layer.digest, diffId: got, tar: p.tar, size, entries };
+    const st = await stat(p.tar).catch(() => undefined);
+    if (st) checked.set(p.tar, { version: fileVersion(st), layer: made });
+    return made;
+  } catch (caught) {
+    let err = caught;
     // The temp file may be created after a failure: remove it once the stream has closed.
     if (out && !out.closed) {
       const closing = once(out, 'close');
@@ -159,8 +235,25 @@ export async function unpackedLayer(store: Store, layer: Descriptor, diffId?: st
     await rm(tmpTar, { force: true });
     await rm(tmpIndex, { force: true });
     if (err instanceof BuildError) throw err;
-    const why = err instanceof TarFormatError ? err.message : (err as Error).message;
-    throw new BuildError(`layer ${layer.digest}: ${why}`);
+    // A blob that is not what its digest says makes gunzip or the tar reader fail first: name
+    // the real cause. (Checked only after a failure: a sound layer costs no second pass.)
+    if (!(err instanceof DigestError || err instanceof MissingBlobError || err instanceof TarFormatError)) {
+      err = await store.checkBlob(layer).then(
+        () => fsFault(err, 'write', tmpTar),
+        (e: unknown) => (e instanceof DigestError ? e : err),
+      );
+    }
+    throw new BuildError(`layer ${layer.digest}: ${(err as Error).message}`);
+  }
+}
+
+/** Is the blob's file there? (Its contents are checked when it is read, not here.) */
+async function blobThere(store: Store, digest: string): Promise<boolean> {
+  try {
+    await stat(store.blobPath(digest));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -185,9 +278,9 @@ export async function pruneUnpacked(
       const m = /^([a-f0-9]+)\.(tar|json)(\..*\.tmp)?$/.exec(name);
       const st = await stat(path).catch(() => undefined);
       if (!st) continue;
-      const stale = m?.[3] !== undefined && Date.now() - st.mtimeMs > 3_600_000;
+      const stale = m?.[3] !== undefined && (Date.now() - st.mtimeMs > 3_600_000 || writerGone(name));
       const digest = `${alg}:${m?.[1]}`;
-      const orphan = m && !m[3] && (opts.all || opts.gone?.has(digest) || !(await store.hasBlob({ digest })));
+      const orphan = m && !m[3] && (opts.all || opts.gone?.has(digest) || !(await blobThere(store, digest)));
       if (!stale && !orphan) continue;
       if (!opts.dryRun) await rm(path, { force: true });
       if (m?.[2] === 'tar' && !m[3]) result.removed.push(`${alg}:${m[1]}`);

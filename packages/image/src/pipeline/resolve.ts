@@ -154,9 +154,7 @@ export async function resolveImage(ref: string, opts: ResolveOptions, registries
   let from: 'store' | 'registry' = 'store';
   if (!top) {
     if (opts.offline) {
-      throw new BuildError(
-        `image ${ref} is not in the store ${opts.store.describe()} (and --offline forbids the registry)`,
-      );
+      throw new BuildError(`image ${ref} is not in the ${opts.store.describe()} (and --offline forbids the registry)`);
     }
     const repo = registries.client(r.registry).repository(r.repository);
     try {
@@ -173,7 +171,7 @@ export async function resolveImage(ref: string, opts: ResolveOptions, registries
       const cached = opts.pull ? await inStore() : undefined;
       if (!cached) {
         throw new BuildError(
-          `image ${ref} is neither in the store ${opts.store.describe()} nor available from ${r.registry}: ${(err as Error).message}`,
+          `image ${ref} is neither in the ${opts.store.describe()} nor available from ${r.registry}: ${(err as Error).message}`,
         );
       }
       top = cached;
