@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { escapeControl } from '@stele/manifest';
 import { type Command, dispatch, EXIT_FAIL, EXIT_USAGE, type Io, UsageError, UserError } from './cli.ts';
 import { commands } from './commands/index.ts';
+import { isOciUserError } from './commands/oci.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -28,7 +29,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       io.stderr.write(printable(err.message));
       return EXIT_USAGE;
     }
-    if (err instanceof UserError) {
+    if (err instanceof UserError || isOciUserError(err)) {
       io.stderr.write(printable(err.message, 'stele: '));
       return EXIT_FAIL;
     }

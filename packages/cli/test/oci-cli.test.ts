@@ -1,6 +1,6 @@
 // The oci commands end to end: a real registry on loopback, skopeo reading what they write.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -272,6 +272,96 @@ describe('stele cache / push / pull / key / sign / verify', () => {
     const noKey = await stele(['sign', `${reg.host}/cli/app:1`]);
     expect(noKey.code).toBe(2);
   }, 60_000);
+});
+
+// What probing as a hostile user found (issue 12): every one exits 1 with a message and no
+// "internal error" or stack trace.
+describe('the store and import under hostile input', () => {
+  const internal = /internal error|\n\s+at /;
+
+  it('cache import of an archive whose blobs the store already has (again, and after export)', async () => {
+    const ref = 'docker.io/hostile/again:1';
+    await seedArchive(join(dir, 'again.tar'), ref);
+    const cache = ['--cache', join(dir, 'again-store')];
+    for (let i = 0; i < 2; i++) {
+      const r = await stele(['cache', 'import', 'again.tar', ...cache]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toBe(`imported 3 blobs: ${ref}\n`);
+    }
+    expect((await stele(['cache', 'export', ref, '-o', 'again-out.tar', ...cache])).code).toBe(0);
+    expect((await stele(['cache', 'import', 'again-out.tar', ...cache])).code).toBe(0);
+  });
+
+  it('a truncated archive, a file that is not a tar, a blob that is not what its name says', async () => {
+    await seedArchive(join(dir, 'whole.tar'), 'docker.io/hostile/cut:1');
+    writeFileSync(join(dir, 'cut.tar'), readFileSync(join(dir, 'whole.tar')).subarray(0, 5000));
+    const cut = await stele(['cache', 'import', 'cut.tar', '--cache', join(dir, 'cut-store')]);
+    expect(cut.code).toBe(1);
+    expect(cut.err).toBe(
+      `stele: cannot import ${join(dir, 'cut.tar')}: the tar is cut short (it ends inside an entry)\n`,
+    );
+
+    const whole = readFileSync(join(dir, 'whole.tar'));
+    const at = whole.indexOf(Buffer.from('layer of docker.io/hostile/cut:1'));
+    whole[at] = 'L'.charCodeAt(0);
+    writeFileSync(join(dir, 'tampered.tar'), whole);
+    const bad = await stele(['cache', 'import', 'tampered.tar', '--cache', join(dir, 'cut-store')]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(
+      /^stele: cannot import .*tampered\.tar: blobs\/sha256\/[0-9a-f]{64} does not hold what its name says: digest mismatch/,
+    );
+    expect(bad.err).not.toMatch(internal);
+  });
+
+  it('--cache pointing at a file, for cache, pull and build alike', async () => {
+    writeFileSync(join(dir, 'a-file'), 'x');
+    writeFileSync(
+      join(dir, 'os.yml'),
+      'kernel:\n  image: test/kernel:1\n  cmdline: console=ttyS0\ninit:\n  - test/init:1\n',
+    );
+    const want = `stele: cannot use ${join(dir, 'a-file')} as the store: it is not a directory\n`;
+    for (const args of [
+      ['cache', 'ls'],
+      ['cache', 'gc'],
+      ['cache', 'import', 'in.tar'],
+      ['pull', `${reg.host}/cli/app:1`],
+      ['build', 'os.yml'],
+    ]) {
+      const r = await stele([...args, '--cache', 'a-file']);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.err, args.join(' ')).toBe(want);
+    }
+  });
+
+  it('a lock file that is not one of ours: which file, and when it is safe to remove', async () => {
+    const cacheDir = join(dir, 'locked-store');
+    await Store.open(cacheDir);
+    writeFileSync(join(cacheDir, 'index.json.lock'), 'garbage');
+    const r = await stele(['cache', 'rm', 'docker.io/x/y:1', '--cache', cacheDir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `stele: the lock file ${join(cacheDir, 'index.json.lock')} is unreadable (not written by stele, or damaged); ` +
+        'if no stele command that could hold it is running, remove that file and run again\n',
+    );
+  });
+
+  it('pull fetches again a config edited in the store (same size) instead of counting it present', async () => {
+    const ref = `${reg.host}/hostile/repull:1`;
+    await seedArchive(join(dir, 'repull.tar'), ref);
+    const seed = ['--cache', join(dir, 'repull-seed')];
+    expect((await stele(['cache', 'import', 'repull.tar', ...seed])).code).toBe(0);
+    expect((await stele(['push', ref, ...seed])).code).toBe(0);
+    const cache = ['--cache', join(dir, 'repull')];
+    expect((await stele(['pull', ref, ...cache])).out).toMatch('(2 blobs pulled, 0 present)');
+    const store = await Store.open(join(dir, 'repull'));
+    const m = JSON.parse((await store.fetchManifest(await store.resolve(ref))).toString());
+    const path = store.blobPath(m.config.digest);
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"amd64"', '"AMD64"'));
+    const again = await stele(['pull', ref, ...cache]);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toMatch('(1 blobs pulled, 1 present)');
+    expect(sha256(readFileSync(path))).toBe(m.config.digest);
+  });
 });
 
 describe('progress', () => {

@@ -5,7 +5,9 @@ import { createInterface } from 'node:readline';
 import { pruneUnpacked } from '@stele/image';
 import { formatImageRef, type ImageRef } from '@stele/manifest';
 import {
+  ArchiveError,
   type CopyEvent,
+  CredentialsError,
   copy,
   DEFAULT_STORE_DIR_HELP,
   DigestError,
@@ -13,9 +15,12 @@ import {
   exportArchive,
   generateKeyPair,
   importArchive,
+  JsonSyntaxError,
   KeyError,
+  LockError,
   loadPrivateKey,
   loadPublicKey,
+  MissingBlobError,
   type Platform,
   parsePlatform,
   parseReference,
@@ -26,6 +31,7 @@ import {
   referenceTarget,
   SignatureError,
   Store,
+  StoreError,
   signImage,
   verifyImage,
 } from '@stele/oci';
@@ -49,14 +55,34 @@ const REGISTRY: Record<string, OptionSpec> = {
   },
 };
 
-const KNOWN = [RegistryError, DigestError, KeyError, SignatureError];
+/**
+ * Failures of @stele/oci that are the user's or the machine's (a registry refused, a blob is
+ * damaged, the disk is full, a lock is held, an archive is cut short), never a bug in Stele:
+ * printed as they are, without "internal error".
+ */
+const KNOWN = [
+  RegistryError,
+  DigestError,
+  KeyError,
+  SignatureError,
+  StoreError,
+  LockError,
+  ArchiveError,
+  MissingBlobError,
+  CredentialsError,
+  JsonSyntaxError,
+];
+
+export function isOciUserError(err: unknown): err is Error {
+  return KNOWN.some((E) => err instanceof E);
+}
 
 async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof UserError || err instanceof UsageError) throw err;
-    if (KNOWN.some((E) => err instanceof E)) throw new UserError((err as Error).message);
+    if (isOciUserError(err)) throw new UserError(err.message);
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT' || e.code === 'EACCES') throw new UserError(e.message);
     if (
@@ -308,22 +334,24 @@ const cacheLs: Command = {
   examples: ['stele cache ls', 'stele cache ls --json | jq -r ".[].name"'],
   options: { ...CACHE, ...JSON_OPT },
   async run(ctx) {
-    const store = await openStore(ctx);
-    const list = await store.list();
-    if (ctx.values.json) {
-      ctx.io.stdout.write(
-        `${JSON.stringify(
-          list.map((e) => ({ name: e.name, ...e.descriptor, annotations: undefined })),
-          null,
-          2,
-        )}\n`,
-      );
-    } else {
-      const w = Math.max(4, ...list.map((e) => e.name.length));
-      for (const e of list)
-        ctx.io.stdout.write(`${e.name.padEnd(w)}  ${e.descriptor.digest}  ${e.descriptor.mediaType}\n`);
-    }
-    return 0;
+    return userErrors(async () => {
+      const store = await openStore(ctx);
+      const list = await store.list();
+      if (ctx.values.json) {
+        ctx.io.stdout.write(
+          `${JSON.stringify(
+            list.map((e) => ({ name: e.name, ...e.descriptor, annotations: undefined })),
+            null,
+            2,
+          )}\n`,
+        );
+      } else {
+        const w = Math.max(4, ...list.map((e) => e.name.length));
+        for (const e of list)
+          ctx.io.stdout.write(`${e.name.padEnd(w)}  ${e.descriptor.digest}  ${e.descriptor.mediaType}\n`);
+      }
+      return 0;
+    });
   },
 };
 
@@ -379,12 +407,14 @@ const cacheRm: Command = {
   examples: ['stele cache rm 127.0.0.1:5000/stele/base:1.0'],
   options: { ...CACHE },
   async run(ctx) {
-    const store = await openStore(ctx);
-    for (const name of ctx.positionals) {
-      if (!(await store.untag(name)))
-        throw new UserError(`'${name}' is not in the store ${store.root} (see 'stele cache ls')`);
-    }
-    return 0;
+    return userErrors(async () => {
+      const store = await openStore(ctx);
+      for (const name of ctx.positionals) {
+        if (!(await store.untag(name)))
+          throw new UserError(`'${name}' is not in the store ${store.root} (see 'stele cache ls')`);
+      }
+      return 0;
+    });
   },
 };
 
@@ -403,22 +433,24 @@ const cacheGc: Command = {
     ...JSON_OPT,
   },
   async run(ctx) {
-    const store = await openStore(ctx);
-    const dryRun = ctx.values['dry-run'] === true;
-    const res = await store.gc({ dryRun });
-    // Unpacked copies of the layers that went (stele build's layer cache) go too.
-    const unpacked = await pruneUnpacked(store, {
-      dryRun,
-      gone: new Set(res.removed),
-      all: ctx.values.unpacked === true,
+    return userErrors(async () => {
+      const store = await openStore(ctx);
+      const dryRun = ctx.values['dry-run'] === true;
+      const res = await store.gc({ dryRun });
+      // Unpacked copies of the layers that went (stele build's layer cache) go too.
+      const unpacked = await pruneUnpacked(store, {
+        dryRun,
+        gone: new Set(res.removed),
+        all: ctx.values.unpacked === true,
+      });
+      ctx.io.stdout.write(
+        ctx.values.json
+          ? `${JSON.stringify({ ...res, unpacked })}\n`
+          : `${dryRun ? 'would remove' : 'removed'} ${res.removed.length} blobs (${human(res.bytes)}), kept ${res.kept}; ` +
+              `${unpacked.removed.length} unpacked layers (${human(unpacked.bytes)})\n`,
+      );
+      return 0;
     });
-    ctx.io.stdout.write(
-      ctx.values.json
-        ? `${JSON.stringify({ ...res, unpacked })}\n`
-        : `${dryRun ? 'would remove' : 'removed'} ${res.removed.length} blobs (${human(res.bytes)}), kept ${res.kept}; ` +
-            `${unpacked.removed.length} unpacked layers (${human(unpacked.bytes)})\n`,
-    );
-    return 0;
   },
 };
 
