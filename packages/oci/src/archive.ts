@@ -181,7 +181,7 @@ async function importOciLayout(store: Store, file: string): Promise<{ names: str
           : err;
       });
       blobs++;
-    } else if (name === 'index.json') {
+    } else if (name === 'index.json' && header.type === 'file') {
       indexBytes = await readSmall(contents, header.size ?? 0, MAX_MANIFEST_BYTES, 'index.json');
     }
   });

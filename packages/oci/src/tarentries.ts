@@ -1,6 +1,6 @@
 // Reading tar archives someone else made (image archives to import, `docker save` output) with
 // tar-stream: entry by entry, every stream error caught, a cut or damaged tar reported as such.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract, type Header } from 'tar-stream';
 
@@ -36,6 +36,21 @@ export async function eachTarEntry(
       );
     };
     ex.on('entry', (header, entry, next) => {
+      // A size field tar-stream cannot read comes as null, and the entry's stream never ends.
+      if (!Number.isSafeInteger(header.size) || (header.size ?? -1) < 0) {
+        fail(new ArchiveError(tarProblem('Invalid size')));
+        return;
+      }
+      // tar-stream never ends the stream of a directory (nor reads its contents, if it claims
+      // any): the callback gets an empty one, and the archive moves on at once.
+      if (header.type === 'directory') {
+        Promise.resolve()
+          .then(() => onEntry(header, Readable.from([])))
+          .then(() => {
+            if (!failed) next();
+          }, fail);
+        return;
+      }
       const contents = entry as unknown as Readable;
       let ended = false;
       contents.on('error', fail);
@@ -54,10 +69,10 @@ export async function eachTarEntry(
         }, fail);
     });
     ex.on('error', fail);
-    ex.on('finish', () => {
+    // Done when the extractor has taken the last byte: by then every entry was handed on.
+    pipeline(source, ex).then(() => {
       if (!failed) resolve();
-    });
-    pipeline(source, ex).catch(fail);
+    }, fail);
   });
 }
 

@@ -12,7 +12,7 @@ import { sha256 } from '../src/digest.ts';
 import { MediaType } from '../src/mediatypes.ts';
 import { Store } from '../src/store.ts';
 import { ArchiveError } from '../src/tarentries.ts';
-import { makeImage } from './helpers/images.ts';
+import { makeImage, tarOf } from './helpers/images.ts';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -34,15 +34,10 @@ async function archiveOf(name: string, opts: { seed?: string; layerSizes?: numbe
   return { file, img };
 }
 
-/** A tar of the given entries (name → contents), written with tar-stream. */
+/** A tar of the given entries (name → contents). */
 async function tarFile(entries: [string, Buffer | string][]): Promise<string> {
-  const p = pack();
-  for (const [name, data] of entries) p.entry({ name }, Buffer.from(data));
-  p.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of p) chunks.push(c as Buffer);
   const file = join(tmp(), 'crafted.tar');
-  writeFileSync(file, Buffer.concat(chunks));
+  writeFileSync(file, await tarOf(Object.fromEntries(entries.map(([name, data]) => [name, Buffer.from(data)]))));
   return file;
 }
 
@@ -113,6 +108,40 @@ describe('refusals', () => {
     const file = join(tmp(), 'text.tar');
     writeFileSync(file, 'just some text, not a tar at all\n'.repeat(40));
     await refused(file, /^cannot import .*text\.tar: not a tar, or a damaged one/);
+  });
+
+  // Both found by the fuzz run (packages/image/test/fuzz-readers.test.ts): tar-stream hands on
+  // an entry whose stream never ends for each of them.
+  it('a header whose size field does not read as a number', async () => {
+    const { file } = await archiveOf('docker.io/t/a:1');
+    const bytes = readFileSync(file);
+    const at = bytes.indexOf(Buffer.from('blobs/sha256/'));
+    bytes.write('\xb00000000013 ', at + 124, 'latin1'); // neither octal nor base-256
+    bytes.fill(0x20, at + 148, at + 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += bytes[at + i] ?? 0;
+    bytes.write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
+    const bad = join(tmp(), 'size.tar');
+    writeFileSync(bad, bytes);
+    await refused(bad, /not a tar, or a damaged one/);
+  });
+
+  it('an entry of type directory that claims contents', async () => {
+    const p = pack();
+    p.entry({ name: 'index.json', type: 'directory', size: 0 });
+    p.entry({ name: 'oci-layout' }, '{"imageLayoutVersion":"1.0.0"}');
+    p.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of p) chunks.push(c as Buffer);
+    const bytes = Buffer.concat(chunks);
+    bytes.write('00000001000\0', 124, 'latin1'); // the directory now claims 512 bytes
+    bytes.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += bytes[i] ?? 0;
+    bytes.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    const file = join(tmp(), 'dir.tar');
+    writeFileSync(file, bytes);
+    await refused(file, /cannot import/);
   });
 
   it('a blob whose contents are not what its name says', async () => {
